@@ -1,0 +1,87 @@
+//! In-process lookup cost at 1M subscribers (target: <= 1 microsecond) and the cost of
+//! building a full 1M-subscriber snapshot (target: built and published in <= 1 s).
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jasiyo_snapshot::{
+    PlanEntry, Service, Snapshot, SubscriberEntry, SubscriberStatus, build_snapshot,
+};
+
+const SUBSCRIBERS: i64 = 1_000_000;
+
+fn entries() -> (Vec<PlanEntry>, Vec<SubscriberEntry>) {
+    let plans = vec![PlanEntry {
+        id: 1,
+        rate_limit: "5M/10M 10M/20M 4M/8M 16/16 8 1M/2M".into(),
+        ip_pool: Some("pppoe-pool".into()),
+        service: Service::Both,
+    }];
+    let subscribers = (0..SUBSCRIBERS)
+        .map(|i| SubscriberEntry {
+            id: i,
+            username: format!("user{i:07}"),
+            password: format!("pw{i:010}"),
+            plan_id: 1,
+            status: SubscriberStatus::Active,
+            expires_at: 2_000_000_000,
+            static_ip: (i % 10 == 0).then(|| Ipv4Addr::from(0x0A00_0000 + i as u32)),
+            mac: (i % 4 == 0).then(|| {
+                let b = (i as u64).to_be_bytes();
+                [0x02, b[3], b[4], b[5], b[6], b[7]]
+            }),
+            data_remaining_bytes: (i % 3 == 0).then_some(5 << 30),
+        })
+        .collect();
+    (plans, subscribers)
+}
+
+fn benches(c: &mut Criterion) {
+    let (plans, subscribers) = entries();
+    let bytes = build_snapshot(1, 0, &plans, &[], &subscribers).unwrap();
+    println!(
+        "snapshot of {SUBSCRIBERS} subscribers: {} bytes, {:.1} bytes per subscriber",
+        bytes.len(),
+        bytes.len() as f64 / SUBSCRIBERS as f64
+    );
+    let snapshot = Snapshot::from_bytes(bytes).unwrap();
+
+    let mut i = 0u64;
+    c.bench_function("lookup by username, 1M subscribers", |b| {
+        b.iter(|| {
+            i = (i + 7919) % SUBSCRIBERS as u64;
+            let name = format!("user{i:07}");
+            black_box(
+                snapshot
+                    .subscriber_by_username(black_box(name.as_bytes()))
+                    .map(|s| s.expires_at()),
+            )
+        })
+    });
+    c.bench_function("lookup miss, 1M subscribers", |b| {
+        b.iter(|| {
+            black_box(
+                snapshot
+                    .subscriber_by_username(black_box(b"no-such-user"))
+                    .is_none(),
+            )
+        })
+    });
+
+    let mut group = c.benchmark_group("build");
+    group.sample_size(10);
+    group.bench_function("build 1M-subscriber snapshot", |b| {
+        b.iter(|| {
+            black_box(
+                build_snapshot(2, 0, &plans, &[], &subscribers)
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(lookup, benches);
+criterion_main!(lookup);

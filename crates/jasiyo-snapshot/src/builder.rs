@@ -1,0 +1,325 @@
+//! Building a snapshot file image from plain owned data (the daemon side).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::{I64, U16, U32, U64};
+
+use crate::error::BuildError;
+use crate::format::{self, Header, PlanRecord, RouterRecord, Section, StrRef, SubscriberRecord};
+
+/// Which services a plan may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// PPPoE (and other PPP) sessions only.
+    Pppoe,
+    /// Hotspot logins only.
+    Hotspot,
+    /// Either.
+    Both,
+}
+
+impl Service {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Pppoe => format::SERVICE_PPPOE,
+            Self::Hotspot => format::SERVICE_HOTSPOT,
+            Self::Both => format::SERVICE_BOTH,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            format::SERVICE_PPPOE => Some(Self::Pppoe),
+            format::SERVICE_HOTSPOT => Some(Self::Hotspot),
+            format::SERVICE_BOTH => Some(Self::Both),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a subscriber may log in at all (expiry and allowances are separate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriberStatus {
+    /// May log in.
+    Active,
+    /// Blocked by the operator.
+    Suspended,
+}
+
+impl SubscriberStatus {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Active => format::STATUS_ACTIVE,
+            Self::Suspended => format::STATUS_SUSPENDED,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            format::STATUS_ACTIVE => Some(Self::Active),
+            format::STATUS_SUSPENDED => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// A plan as the module needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub id: i64,
+    /// `Mikrotik-Rate-Limit` value, already validated by the daemon.
+    pub rate_limit: String,
+    /// `Framed-Pool` for subscribers without a static address.
+    pub ip_pool: Option<String>,
+    pub service: Service,
+}
+
+/// A router (NAS) as FreeRADIUS's dynamic-clients lookup needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterEntry {
+    pub id: i64,
+    pub ip: IpAddr,
+    pub secret: String,
+    pub nas_identifier: Option<String>,
+    pub name: String,
+}
+
+/// A subscriber as the module needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberEntry {
+    pub id: i64,
+    pub username: String,
+    /// Clear text: PAP, CHAP and MS-CHAPv2 all need it.
+    pub password: String,
+    pub plan_id: i64,
+    pub status: SubscriberStatus,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub static_ip: Option<Ipv4Addr>,
+    pub mac: Option<[u8; 6]>,
+    /// `None`: no data allowance applies.
+    pub data_remaining_bytes: Option<u64>,
+}
+
+/// Accumulates strings and hands out references into the strings section.
+struct Strings {
+    bytes: Vec<u8>,
+}
+
+impl Strings {
+    fn push(&mut self, s: &str) -> Result<StrRef, BuildError> {
+        let offset = u32::try_from(self.bytes.len()).map_err(|_| BuildError::TooLarge)?;
+        let len = u32::try_from(s.len()).map_err(|_| BuildError::TooLarge)?;
+        self.bytes.extend_from_slice(s.as_bytes());
+        Ok(StrRef {
+            offset: U32::new(offset),
+            len: U32::new(len),
+        })
+    }
+
+    fn push_opt(&mut self, s: Option<&str>) -> Result<StrRef, BuildError> {
+        s.map_or(Ok(StrRef::default()), |s| self.push(s))
+    }
+}
+
+/// Inserts `value` (a record index) under `hash` into an open-addressing table.
+fn index_insert(slots: &mut [u32], hash: u64, value: usize) -> Result<(), BuildError> {
+    let mask = slots.len() - 1;
+    // The table is at most half full, so an empty slot is always found.
+    let mut slot = (hash as usize) & mask;
+    let stored = u32::try_from(value + 1).map_err(|_| BuildError::TooLarge)?;
+    while slots[slot] != 0 {
+        slot = (slot + 1) & mask;
+    }
+    slots[slot] = stored;
+    Ok(())
+}
+
+fn router_key(ip: IpAddr) -> (u8, [u8; 16]) {
+    let mut address = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => {
+            address[..4].copy_from_slice(&v4.octets());
+            (format::FAMILY_V4, address)
+        }
+        IpAddr::V6(v6) => (format::FAMILY_V6, v6.octets()),
+    }
+}
+
+pub(crate) fn router_lookup_key(ip: IpAddr) -> (u8, [u8; 16]) {
+    // A v4-mapped IPv6 source is the same router as its IPv4 address.
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => router_key(IpAddr::V4(v4)),
+            None => router_key(ip),
+        },
+        IpAddr::V4(_) => router_key(ip),
+    }
+}
+
+/// Builds the complete file image of a snapshot.
+///
+/// `generation` must be the publisher's [`crate::Publisher::next_generation`];
+/// `published_at` is Unix seconds. The inputs need not be sorted.
+pub fn build_snapshot(
+    generation: u64,
+    published_at: i64,
+    plans: &[PlanEntry],
+    routers: &[RouterEntry],
+    subscribers: &[SubscriberEntry],
+) -> Result<Vec<u8>, BuildError> {
+    let mut strings = Strings {
+        bytes: Vec::with_capacity(subscribers.len() * 24 + plans.len() * 32),
+    };
+
+    // Plans, sorted by id so the reader can binary-search.
+    let mut plan_order: Vec<&PlanEntry> = plans.iter().collect();
+    plan_order.sort_unstable_by_key(|p| p.id);
+    let mut plan_index_by_id = HashMap::with_capacity(plans.len());
+    let mut plan_records = Vec::with_capacity(plans.len());
+    for (index, plan) in plan_order.iter().enumerate() {
+        if plan_index_by_id.insert(plan.id, index).is_some() {
+            return Err(BuildError::DuplicatePlan(plan.id));
+        }
+        plan_records.push(PlanRecord {
+            id: I64::new(plan.id),
+            rate_limit: strings.push(&plan.rate_limit)?,
+            ip_pool: strings.push_opt(plan.ip_pool.as_deref())?,
+            service: plan.service.code(),
+            flags: if plan.ip_pool.is_some() {
+                format::PLAN_HAS_IP_POOL
+            } else {
+                0
+            },
+            reserved: [0; 6],
+        });
+    }
+
+    // Routers, sorted by address for binary search by source IP.
+    let mut router_order: Vec<&RouterEntry> = routers.iter().collect();
+    router_order.sort_unstable_by_key(|r| router_key(r.ip));
+    let mut router_records = Vec::with_capacity(routers.len());
+    for pair in router_order.windows(2) {
+        if router_key(pair[0].ip) == router_key(pair[1].ip) {
+            return Err(BuildError::DuplicateRouter(pair[1].ip));
+        }
+    }
+    for router in router_order {
+        let (family, address) = router_key(router.ip);
+        router_records.push(RouterRecord {
+            id: I64::new(router.id),
+            address,
+            secret: strings.push(&router.secret)?,
+            nas_identifier: strings.push_opt(router.nas_identifier.as_deref())?,
+            name: strings.push(&router.name)?,
+            family,
+            flags: if router.nas_identifier.is_some() {
+                format::ROUTER_HAS_NAS_IDENTIFIER
+            } else {
+                0
+            },
+            coa_port: U16::new(0),
+            reserved: [0; 12],
+        });
+    }
+
+    // Subscribers and their two indexes.
+    let mut username_slots = vec![0u32; format::index_slots(subscribers.len())];
+    let mac_count = subscribers.iter().filter(|s| s.mac.is_some()).count();
+    let mut mac_slots = vec![0u32; format::index_slots(mac_count)];
+    let mut seen_usernames = std::collections::HashSet::with_capacity(subscribers.len());
+    let mut seen_macs = std::collections::HashSet::with_capacity(mac_count);
+    let mut subscriber_records = Vec::with_capacity(subscribers.len());
+    for (index, subscriber) in subscribers.iter().enumerate() {
+        let plan_index =
+            *plan_index_by_id
+                .get(&subscriber.plan_id)
+                .ok_or(BuildError::UnknownPlan {
+                    username: subscriber.username.clone(),
+                    plan_id: subscriber.plan_id,
+                })?;
+        if !seen_usernames.insert(subscriber.username.as_str()) {
+            return Err(BuildError::DuplicateUsername(subscriber.username.clone()));
+        }
+        index_insert(
+            &mut username_slots,
+            format::index_hash(subscriber.username.as_bytes()),
+            index,
+        )?;
+        let mut flags = 0;
+        if let Some(mac) = subscriber.mac {
+            if !seen_macs.insert(mac) {
+                return Err(BuildError::DuplicateMac(mac));
+            }
+            index_insert(&mut mac_slots, format::index_hash(&mac), index)?;
+            flags |= format::SUBSCRIBER_HAS_MAC;
+        }
+        if subscriber.static_ip.is_some() {
+            flags |= format::SUBSCRIBER_HAS_STATIC_IP;
+        }
+        if subscriber.data_remaining_bytes.is_some() {
+            flags |= format::SUBSCRIBER_DATA_LIMITED;
+        }
+        subscriber_records.push(SubscriberRecord {
+            id: I64::new(subscriber.id),
+            username: strings.push(&subscriber.username)?,
+            password: strings.push(&subscriber.password)?,
+            expires_at: I64::new(subscriber.expires_at),
+            data_remaining_bytes: U64::new(subscriber.data_remaining_bytes.unwrap_or(0)),
+            plan_index: U32::new(u32::try_from(plan_index).map_err(|_| BuildError::TooLarge)?),
+            static_ip: subscriber.static_ip.map_or([0; 4], |ip| ip.octets()),
+            mac: subscriber.mac.unwrap_or([0; 6]),
+            status: subscriber.status.code(),
+            flags,
+            reserved: [0; 8],
+        });
+    }
+
+    let username_index: Vec<U32> = username_slots.into_iter().map(U32::new).collect();
+    let mac_index: Vec<U32> = mac_slots.into_iter().map(U32::new).collect();
+    let bodies: [&[u8]; format::SECTION_COUNT] = [
+        plan_records.as_slice().as_bytes(),
+        router_records.as_slice().as_bytes(),
+        subscriber_records.as_slice().as_bytes(),
+        username_index.as_slice().as_bytes(),
+        mac_index.as_slice().as_bytes(),
+        &strings.bytes,
+    ];
+
+    let mut sections = [Section::default(); format::SECTION_COUNT];
+    let mut offset = format::HEADER_LEN;
+    for (section, body) in sections.iter_mut().zip(bodies) {
+        *section = Section {
+            offset: U64::new(offset as u64),
+            len: U64::new(body.len() as u64),
+        };
+        offset += body.len();
+    }
+    let header = Header {
+        magic: format::MAGIC,
+        version: U32::new(format::VERSION),
+        header_len: U32::new(format::HEADER_LEN as u32),
+        generation: U64::new(generation),
+        published_at: I64::new(published_at),
+        file_len: U64::new(offset as u64),
+        checksum: U64::new(0),
+        plan_record_len: U16::new(size_of::<PlanRecord>() as u16),
+        router_record_len: U16::new(size_of::<RouterRecord>() as u16),
+        subscriber_record_len: U16::new(size_of::<SubscriberRecord>() as u16),
+        reserved0: U16::new(0),
+        sections,
+        reserved: [0; 104],
+    };
+
+    let mut file = Vec::with_capacity(offset);
+    file.extend_from_slice(header.as_bytes());
+    for body in bodies {
+        file.extend_from_slice(body);
+    }
+    let checksum = format::file_checksum(&file);
+    file[format::CHECKSUM_OFFSET..format::CHECKSUM_OFFSET + 8]
+        .copy_from_slice(&checksum.to_le_bytes());
+    Ok(file)
+}

@@ -1,0 +1,197 @@
+//! Publishing snapshots (the daemon side).
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use crate::control::{CONTROL_LEN, ControlMap, control_path, snapshot_path};
+use crate::error::PublishError;
+use crate::snapshot::Snapshot;
+
+/// Mode of the snapshot directory: the daemon's user writes, the group (freerad) reads.
+const DIR_MODE: u32 = 0o750;
+/// Mode of the snapshot and control files.
+const FILE_MODE: u32 = 0o640;
+
+/// Writes snapshots into a directory and announces them through the control file.
+///
+/// There must be one publisher per directory; the daemon holds it for its lifetime.
+pub struct Publisher {
+    dir: PathBuf,
+    group: Option<u32>,
+    control: ControlMap,
+    last_generation: u64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("dir", &self.dir)
+            .field("last_generation", &self.last_generation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
+    let path = path.to_owned();
+    move |source| PublishError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Gives `file` to `group` (if any) and sets `mode`.
+fn set_owner_and_mode(
+    path: &Path,
+    file: &File,
+    group: Option<u32>,
+    mode: u32,
+) -> Result<(), PublishError> {
+    if let Some(gid) = group {
+        std::os::unix::fs::fchown(file, None, Some(gid))
+            .map_err(io_error("changing group of", path))?;
+    }
+    file.set_permissions(Permissions::from_mode(mode))
+        .map_err(io_error("setting mode of", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PublishError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("syncing directory", dir))
+}
+
+impl Publisher {
+    /// Opens `dir` for publishing, creating it and its control file if needed.
+    ///
+    /// `group` is the group id that may read the snapshots (FreeRADIUS's `freerad`); the
+    /// directory becomes mode 0750 and the files 0640, so nobody else can read passwords.
+    pub fn open(dir: &Path, group: Option<u32>) -> Result<Self, PublishError> {
+        fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        let dir_handle = File::open(dir).map_err(io_error("opening", dir))?;
+        set_owner_and_mode(dir, &dir_handle, group, DIR_MODE)?;
+
+        let control_file = control_path(dir);
+        let control = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&control_file)
+        {
+            Ok(file) => {
+                set_owner_and_mode(&control_file, &file, group, FILE_MODE)?;
+                let control = ControlMap::map_read_write(&file)
+                    .map_err(io_error("mapping", &control_file))?;
+                if file.metadata().map(|m| m.len()).unwrap_or(0) < CONTROL_LEN as u64
+                    || !control.is_valid()
+                {
+                    return Err(PublishError::BadControlFile(control_file));
+                }
+                control
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Self::create_control(dir, &control_file, group)?
+            }
+            Err(error) => return Err(io_error("opening", &control_file)(error)),
+        };
+
+        // Continue after whatever was published before, even if the daemon crashed between
+        // renaming a snapshot into place and announcing it.
+        let announced = control.generation().load(Ordering::Acquire);
+        let on_disk = Snapshot::open(&snapshot_path(dir)).map_or(0, |s| s.generation());
+        Ok(Self {
+            dir: dir.to_owned(),
+            group,
+            control,
+            last_generation: announced.max(on_disk),
+        })
+    }
+
+    /// Creates the control file under a temporary name and renames it into place, so that a
+    /// reader never maps a half-initialised one.
+    fn create_control(
+        dir: &Path,
+        path: &Path,
+        group: Option<u32>,
+    ) -> Result<ControlMap, PublishError> {
+        let temporary = dir.join(format!(".generation.tmp-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&temporary)
+            .map_err(io_error("creating", &temporary))?;
+        set_owner_and_mode(&temporary, &file, group, FILE_MODE)?;
+        file.set_len(CONTROL_LEN as u64)
+            .map_err(io_error("sizing", &temporary))?;
+        let mut control =
+            ControlMap::map_read_write(&file).map_err(io_error("mapping", &temporary))?;
+        control.initialize();
+        file.sync_all().map_err(io_error("syncing", &temporary))?;
+        fs::rename(&temporary, path).map_err(io_error("renaming into place", path))?;
+        sync_dir(dir)?;
+        Ok(control)
+    }
+
+    /// The generation the next snapshot must carry.
+    pub fn next_generation(&self) -> u64 {
+        self.last_generation + 1
+    }
+
+    /// The generation last published (0 if none).
+    pub fn last_generation(&self) -> u64 {
+        self.last_generation
+    }
+
+    /// Path of the snapshot file readers open.
+    pub fn snapshot_path(&self) -> PathBuf {
+        snapshot_path(&self.dir)
+    }
+
+    /// Publishes a snapshot built by [`crate::build_snapshot`] with [`Self::next_generation`].
+    ///
+    /// The bytes are checked, written to a temporary file, synced, renamed over the current
+    /// snapshot (atomic: a reader opens either the old file or the new one, whole), and only
+    /// then announced by storing the generation (Release) in the control file. A crash at any
+    /// point leaves readers on the last announced snapshot.
+    pub fn publish(&mut self, snapshot_bytes: &[u8]) -> Result<u64, PublishError> {
+        let checked = Snapshot::from_bytes(snapshot_bytes.to_vec())?;
+        let generation = checked.generation();
+        drop(checked);
+        if generation != self.next_generation() {
+            return Err(PublishError::WrongGeneration {
+                expected: self.next_generation(),
+                found: generation,
+            });
+        }
+
+        let target = snapshot_path(&self.dir);
+        let temporary = self
+            .dir
+            .join(format!(".subscribers.snap.tmp-{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&temporary)
+            .map_err(io_error("creating", &temporary))?;
+        set_owner_and_mode(&temporary, &file, self.group, FILE_MODE)?;
+        file.write_all(snapshot_bytes)
+            .map_err(io_error("writing", &temporary))?;
+        file.sync_all().map_err(io_error("syncing", &temporary))?;
+        drop(file);
+        fs::rename(&temporary, &target).map_err(io_error("renaming into place", &target))?;
+        sync_dir(&self.dir)?;
+
+        self.control
+            .generation()
+            .store(generation, Ordering::Release);
+        self.last_generation = generation;
+        Ok(generation)
+    }
+}

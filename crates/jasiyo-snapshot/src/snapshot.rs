@@ -1,0 +1,518 @@
+//! A validated snapshot and the lookups the module performs on it.
+//!
+//! Validation happens once, when the file is opened: checksum, every section in bounds, every
+//! string reference inside the strings section, every plan index and index slot in range.
+//! Lookups still use checked slicing (`get`), so a bug here can return `None` but never read
+//! out of bounds.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::Path;
+
+use zerocopy::FromBytes;
+use zerocopy::little_endian::U32;
+
+use crate::builder::{Service, SubscriberStatus, router_lookup_key};
+use crate::error::SnapshotError;
+use crate::format::{self, Header, PlanRecord, RouterRecord, StrRef, SubscriberRecord};
+
+enum Backing {
+    /// A read-only private mapping of an immutable snapshot file.
+    Mapped(memmap2::Mmap),
+    /// Bytes in memory (tests, benchmarks, the publisher's own check).
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Mapped(map) => map,
+            Self::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// One complete, validated snapshot.
+pub struct Snapshot {
+    backing: Backing,
+    generation: u64,
+    published_at: i64,
+    sections: [Range<usize>; format::SECTION_COUNT],
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation)
+            .field("published_at", &self.published_at)
+            .field("plans", &self.plan_count())
+            .field("routers", &self.router_count())
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Maps and validates the snapshot file at `path`.
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+        let io = |action| {
+            move |source| SnapshotError::Io {
+                action,
+                path: path.to_owned(),
+                source,
+            }
+        };
+        let file = File::open(path).map_err(io("opening"))?;
+        let len = file.metadata().map_err(io("reading metadata of"))?.len();
+        if len < format::HEADER_LEN as u64 {
+            return Err(SnapshotError::Truncated {
+                expected: format::HEADER_LEN as u64,
+                actual: len,
+            });
+        }
+        // SAFETY: snapshot files are immutable once renamed into place: the publisher writes
+        // a new file and renames it over the old one, and never writes into a file that is
+        // in place. The mapping is private and read-only, and we only ever read it through
+        // `&[u8]` after validating it. A process that truncates the file behind our back
+        // (only root or the daemon's user can) would cause SIGBUS, which is the documented
+        // limit of file-backed mappings.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io("mapping"))?;
+        Self::validate(Backing::Mapped(map))
+    }
+
+    /// Validates a snapshot held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SnapshotError> {
+        Self::validate(Backing::Owned(bytes))
+    }
+
+    fn validate(backing: Backing) -> Result<Self, SnapshotError> {
+        let bytes = backing.bytes();
+        let actual = bytes.len() as u64;
+        let (header, _) = Header::ref_from_prefix(bytes).map_err(|_| SnapshotError::Truncated {
+            expected: format::HEADER_LEN as u64,
+            actual,
+        })?;
+        if header.magic != format::MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        if header.version.get() != format::VERSION {
+            return Err(SnapshotError::VersionMismatch {
+                expected: format::VERSION,
+                found: header.version.get(),
+            });
+        }
+        if header.file_len.get() != actual {
+            return Err(SnapshotError::Truncated {
+                expected: header.file_len.get(),
+                actual,
+            });
+        }
+        if format::file_checksum(bytes) != header.checksum.get() {
+            return Err(SnapshotError::ChecksumMismatch);
+        }
+        if header.header_len.get() as usize != format::HEADER_LEN
+            || header.plan_record_len.get() as usize != size_of::<PlanRecord>()
+            || header.router_record_len.get() as usize != size_of::<RouterRecord>()
+            || header.subscriber_record_len.get() as usize != size_of::<SubscriberRecord>()
+        {
+            return Err(SnapshotError::Malformed("record sizes"));
+        }
+
+        let mut sections: [Range<usize>; format::SECTION_COUNT] = Default::default();
+        for (range, section) in sections.iter_mut().zip(&header.sections) {
+            let start = usize::try_from(section.offset.get())
+                .map_err(|_| SnapshotError::Malformed("section offset"))?;
+            let len = usize::try_from(section.len.get())
+                .map_err(|_| SnapshotError::Malformed("section length"))?;
+            let end = start
+                .checked_add(len)
+                .ok_or(SnapshotError::Malformed("section length"))?;
+            if start < format::HEADER_LEN || end > bytes.len() {
+                return Err(SnapshotError::Malformed("section out of bounds"));
+            }
+            *range = start..end;
+        }
+
+        let snapshot = Self {
+            generation: header.generation.get(),
+            published_at: header.published_at.get(),
+            sections,
+            backing,
+        };
+        snapshot.validate_sections()?;
+        Ok(snapshot)
+    }
+
+    fn validate_sections(&self) -> Result<(), SnapshotError> {
+        let plans = self
+            .records::<PlanRecord>(format::SECTION_PLANS)
+            .ok_or(SnapshotError::Malformed("plans section"))?;
+        let routers = self
+            .records::<RouterRecord>(format::SECTION_ROUTERS)
+            .ok_or(SnapshotError::Malformed("routers section"))?;
+        let subscribers = self
+            .records::<SubscriberRecord>(format::SECTION_SUBSCRIBERS)
+            .ok_or(SnapshotError::Malformed("subscribers section"))?;
+        let strings_len = self.section(format::SECTION_STRINGS).len();
+        let string_ok = |s: &StrRef| {
+            (s.offset.get() as usize)
+                .checked_add(s.len.get() as usize)
+                .is_some_and(|end| end <= strings_len)
+        };
+
+        for plan in plans {
+            let pool_ok = plan.flags & format::PLAN_HAS_IP_POOL == 0 || string_ok(&plan.ip_pool);
+            if !string_ok(&plan.rate_limit) || !pool_ok {
+                return Err(SnapshotError::Malformed("plan string"));
+            }
+            if Service::from_code(plan.service).is_none() {
+                return Err(SnapshotError::Malformed("plan service"));
+            }
+        }
+        if plans.windows(2).any(|w| w[0].id.get() >= w[1].id.get()) {
+            return Err(SnapshotError::Malformed("plans not sorted"));
+        }
+        for router in routers {
+            let nas_ok = router.flags & format::ROUTER_HAS_NAS_IDENTIFIER == 0
+                || string_ok(&router.nas_identifier);
+            if !string_ok(&router.secret) || !string_ok(&router.name) || !nas_ok {
+                return Err(SnapshotError::Malformed("router string"));
+            }
+            if router.family != format::FAMILY_V4 && router.family != format::FAMILY_V6 {
+                return Err(SnapshotError::Malformed("router address family"));
+            }
+        }
+        if routers
+            .windows(2)
+            .any(|w| (w[0].family, w[0].address) >= (w[1].family, w[1].address))
+        {
+            return Err(SnapshotError::Malformed("routers not sorted"));
+        }
+        for subscriber in subscribers {
+            if !string_ok(&subscriber.username) || !string_ok(&subscriber.password) {
+                return Err(SnapshotError::Malformed("subscriber string"));
+            }
+            if subscriber.plan_index.get() as usize >= plans.len() {
+                return Err(SnapshotError::Malformed("subscriber plan index"));
+            }
+            if SubscriberStatus::from_code(subscriber.status).is_none() {
+                return Err(SnapshotError::Malformed("subscriber status"));
+            }
+        }
+        for index in [format::SECTION_USERNAME_INDEX, format::SECTION_MAC_INDEX] {
+            let slots = self
+                .records::<U32>(index)
+                .ok_or(SnapshotError::Malformed("index section"))?;
+            if !slots.len().is_power_of_two() {
+                return Err(SnapshotError::Malformed("index size"));
+            }
+            if slots.iter().any(|s| s.get() as usize > subscribers.len()) {
+                return Err(SnapshotError::Malformed("index slot"));
+            }
+            // Lookups stop at the first empty slot; a full table would make a miss loop.
+            if slots.iter().all(|s| s.get() != 0) {
+                return Err(SnapshotError::Malformed("index full"));
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    fn section(&self, section: usize) -> &[u8] {
+        self.sections
+            .get(section)
+            .and_then(|range| self.bytes().get(range.clone()))
+            .unwrap_or(&[])
+    }
+
+    fn records<T: FromBytes + zerocopy::Immutable + zerocopy::KnownLayout>(
+        &self,
+        section: usize,
+    ) -> Option<&[T]> {
+        <[T]>::ref_from_bytes(self.section(section)).ok()
+    }
+
+    fn string(&self, s: &StrRef) -> &[u8] {
+        let start = s.offset.get() as usize;
+        let end = start.saturating_add(s.len.get() as usize);
+        self.section(format::SECTION_STRINGS)
+            .get(start..end)
+            .unwrap_or(&[])
+    }
+
+    /// The generation the daemon gave this snapshot; strictly increasing.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When the daemon built it, in Unix seconds.
+    pub fn published_at(&self) -> i64 {
+        self.published_at
+    }
+
+    /// Total size of the file image in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Number of subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.records::<SubscriberRecord>(format::SECTION_SUBSCRIBERS)
+            .map_or(0, <[_]>::len)
+    }
+
+    /// Number of plans.
+    pub fn plan_count(&self) -> usize {
+        self.records::<PlanRecord>(format::SECTION_PLANS)
+            .map_or(0, <[_]>::len)
+    }
+
+    /// Number of routers.
+    pub fn router_count(&self) -> usize {
+        self.records::<RouterRecord>(format::SECTION_ROUTERS)
+            .map_or(0, <[_]>::len)
+    }
+
+    fn subscriber_at(&self, index: usize) -> Option<SubscriberView<'_>> {
+        let record = self
+            .records::<SubscriberRecord>(format::SECTION_SUBSCRIBERS)?
+            .get(index)?;
+        Some(SubscriberView {
+            snapshot: self,
+            record,
+        })
+    }
+
+    /// Probes an index for `key`, calling `matches` on each candidate record.
+    fn probe(
+        &self,
+        section: usize,
+        key: &[u8],
+        matches: impl Fn(&SubscriberView<'_>) -> bool,
+    ) -> Option<SubscriberView<'_>> {
+        let slots = self.records::<U32>(section)?;
+        let mask = slots.len().checked_sub(1)?;
+        let mut slot = (format::index_hash(key) as usize) & mask;
+        // Validation guarantees an empty slot, so this ends; the bound is belt and braces.
+        for _ in 0..slots.len() {
+            let value = slots.get(slot)?.get() as usize;
+            let candidate = self.subscriber_at(value.checked_sub(1)?)?;
+            if matches(&candidate) {
+                return Some(candidate);
+            }
+            slot = (slot + 1) & mask;
+        }
+        None
+    }
+
+    /// The subscriber with exactly this username (case-sensitive, as RADIUS sends it).
+    pub fn subscriber_by_username(&self, username: &[u8]) -> Option<SubscriberView<'_>> {
+        self.probe(format::SECTION_USERNAME_INDEX, username, |s| {
+            s.username() == username
+        })
+    }
+
+    /// The subscriber bound to this MAC address (Hotspot MAC login).
+    pub fn subscriber_by_mac(&self, mac: [u8; 6]) -> Option<SubscriberView<'_>> {
+        self.probe(format::SECTION_MAC_INDEX, &mac, |s| s.mac() == Some(mac))
+    }
+
+    /// The router whose address is `ip` (an IPv4-mapped IPv6 address matches its IPv4 form).
+    pub fn router_by_ip(&self, ip: IpAddr) -> Option<RouterView<'_>> {
+        let key = router_lookup_key(ip);
+        let routers = self.records::<RouterRecord>(format::SECTION_ROUTERS)?;
+        let index = routers
+            .binary_search_by(|r| (r.family, r.address).cmp(&key))
+            .ok()?;
+        Some(RouterView {
+            snapshot: self,
+            record: routers.get(index)?,
+        })
+    }
+
+    /// The plan with this id.
+    pub fn plan_by_id(&self, id: i64) -> Option<PlanView<'_>> {
+        let plans = self.records::<PlanRecord>(format::SECTION_PLANS)?;
+        let index = plans.binary_search_by_key(&id, |p| p.id.get()).ok()?;
+        Some(PlanView {
+            snapshot: self,
+            record: plans.get(index)?,
+        })
+    }
+
+    /// All subscribers, in file order (tests and diagnostics).
+    pub fn subscribers(&self) -> impl Iterator<Item = SubscriberView<'_>> {
+        (0..self.subscriber_count()).filter_map(|i| self.subscriber_at(i))
+    }
+}
+
+/// A subscriber inside a snapshot.
+#[derive(Clone, Copy)]
+pub struct SubscriberView<'a> {
+    snapshot: &'a Snapshot,
+    record: &'a SubscriberRecord,
+}
+
+impl std::fmt::Debug for SubscriberView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is deliberately left out.
+        f.debug_struct("SubscriberView")
+            .field("id", &self.id())
+            .field("username", &String::from_utf8_lossy(self.username()))
+            .field("status", &self.status())
+            .field("expires_at", &self.expires_at())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SubscriberView<'a> {
+    /// Database id.
+    pub fn id(&self) -> i64 {
+        self.record.id.get()
+    }
+
+    /// Username as stored.
+    pub fn username(&self) -> &'a [u8] {
+        self.snapshot.string(&self.record.username)
+    }
+
+    /// Clear-text password.
+    pub fn password(&self) -> &'a [u8] {
+        self.snapshot.string(&self.record.password)
+    }
+
+    /// The subscriber's plan (validated to exist when the snapshot was opened).
+    pub fn plan(&self) -> Option<PlanView<'a>> {
+        let record = self
+            .snapshot
+            .records::<PlanRecord>(format::SECTION_PLANS)?
+            .get(self.record.plan_index.get() as usize)?;
+        Some(PlanView {
+            snapshot: self.snapshot,
+            record,
+        })
+    }
+
+    /// Active or suspended.
+    pub fn status(&self) -> SubscriberStatus {
+        // Validated on open; a bad code cannot reach here, suspended is the safe reading.
+        SubscriberStatus::from_code(self.record.status).unwrap_or(SubscriberStatus::Suspended)
+    }
+
+    /// Expiry in Unix seconds.
+    pub fn expires_at(&self) -> i64 {
+        self.record.expires_at.get()
+    }
+
+    /// Static address, if the subscriber has one.
+    pub fn static_ip(&self) -> Option<Ipv4Addr> {
+        (self.record.flags & format::SUBSCRIBER_HAS_STATIC_IP != 0)
+            .then(|| Ipv4Addr::from(self.record.static_ip))
+    }
+
+    /// Bound MAC address, if any.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        (self.record.flags & format::SUBSCRIBER_HAS_MAC != 0).then_some(self.record.mac)
+    }
+
+    /// Remaining data allowance; `None` when no allowance applies.
+    pub fn data_remaining_bytes(&self) -> Option<u64> {
+        (self.record.flags & format::SUBSCRIBER_DATA_LIMITED != 0)
+            .then(|| self.record.data_remaining_bytes.get())
+    }
+}
+
+/// A plan inside a snapshot.
+#[derive(Clone, Copy)]
+pub struct PlanView<'a> {
+    snapshot: &'a Snapshot,
+    record: &'a PlanRecord,
+}
+
+impl std::fmt::Debug for PlanView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanView")
+            .field("id", &self.id())
+            .field("rate_limit", &String::from_utf8_lossy(self.rate_limit()))
+            .field("service", &self.service())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PlanView<'a> {
+    /// Database id.
+    pub fn id(&self) -> i64 {
+        self.record.id.get()
+    }
+
+    /// `Mikrotik-Rate-Limit` value.
+    pub fn rate_limit(&self) -> &'a [u8] {
+        self.snapshot.string(&self.record.rate_limit)
+    }
+
+    /// `Framed-Pool` name, if the plan has one.
+    pub fn ip_pool(&self) -> Option<&'a [u8]> {
+        (self.record.flags & format::PLAN_HAS_IP_POOL != 0)
+            .then(|| self.snapshot.string(&self.record.ip_pool))
+    }
+
+    /// Which services the plan may be used for.
+    pub fn service(&self) -> Service {
+        Service::from_code(self.record.service).unwrap_or(Service::Both)
+    }
+}
+
+/// A router inside a snapshot.
+#[derive(Clone, Copy)]
+pub struct RouterView<'a> {
+    snapshot: &'a Snapshot,
+    record: &'a RouterRecord,
+}
+
+impl std::fmt::Debug for RouterView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is deliberately left out.
+        f.debug_struct("RouterView")
+            .field("id", &self.id())
+            .field("ip", &self.ip())
+            .field("name", &String::from_utf8_lossy(self.name()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RouterView<'a> {
+    /// Database id.
+    pub fn id(&self) -> i64 {
+        self.record.id.get()
+    }
+
+    /// The router's address, as packets arrive from it.
+    pub fn ip(&self) -> IpAddr {
+        let a = self.record.address;
+        if self.record.family == format::FAMILY_V4 {
+            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(a))
+        }
+    }
+
+    /// RADIUS shared secret.
+    pub fn secret(&self) -> &'a [u8] {
+        self.snapshot.string(&self.record.secret)
+    }
+
+    /// NAS-Identifier, if the operator set one.
+    pub fn nas_identifier(&self) -> Option<&'a [u8]> {
+        (self.record.flags & format::ROUTER_HAS_NAS_IDENTIFIER != 0)
+            .then(|| self.snapshot.string(&self.record.nas_identifier))
+    }
+
+    /// Operator-given name (used as the FreeRADIUS client short name).
+    pub fn name(&self) -> &'a [u8] {
+        self.snapshot.string(&self.record.name)
+    }
+}

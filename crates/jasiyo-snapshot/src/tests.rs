@@ -1,0 +1,521 @@
+//! Unit and property tests: round trip, refusal of damaged files, publication and reading.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn plan(id: i64, service: Service) -> PlanEntry {
+    PlanEntry {
+        id,
+        rate_limit: format!("{id}M/{id}M"),
+        ip_pool: (id % 2 == 0).then(|| format!("pool-{id}")),
+        service,
+    }
+}
+
+fn subscriber(id: i64, plan_id: i64) -> SubscriberEntry {
+    SubscriberEntry {
+        id,
+        username: format!("user{id}"),
+        password: format!("secret-{id}"),
+        plan_id,
+        status: if id % 5 == 0 {
+            SubscriberStatus::Suspended
+        } else {
+            SubscriberStatus::Active
+        },
+        expires_at: 1_700_000_000 + id,
+        static_ip: (id % 3 == 0).then(|| Ipv4Addr::new(10, 0, (id >> 8) as u8, id as u8)),
+        mac: (id % 4 == 0).then_some([0x02, 0, 0, 0, (id >> 8) as u8, id as u8]),
+        data_remaining_bytes: (id % 7 == 0).then_some(id as u64 * 1000),
+    }
+}
+
+fn router(id: i64, last_octet: u8) -> RouterEntry {
+    RouterEntry {
+        id,
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet)),
+        secret: format!("router-secret-{id}"),
+        nas_identifier: (id == 1).then(|| "MikroTik".to_owned()),
+        name: format!("router-{id}"),
+    }
+}
+
+fn sample(generation: u64, subscribers: i64) -> Vec<u8> {
+    let plans = [
+        plan(1, Service::Pppoe),
+        plan(2, Service::Hotspot),
+        plan(7, Service::Both),
+    ];
+    let routers = [router(1, 1), router(2, 2)];
+    let subscribers: Vec<_> = (1..=subscribers)
+        .map(|i| subscriber(i, [1, 2, 7][i as usize % 3]))
+        .collect();
+    build_snapshot(generation, 1_700_000_000, &plans, &routers, &subscribers).unwrap()
+}
+
+#[test]
+fn round_trip_keeps_every_field() {
+    let snapshot = Snapshot::from_bytes(sample(3, 200)).unwrap();
+    assert_eq!(snapshot.generation(), 3);
+    assert_eq!(snapshot.published_at(), 1_700_000_000);
+    assert_eq!(snapshot.subscriber_count(), 200);
+    assert_eq!(snapshot.plan_count(), 3);
+    assert_eq!(snapshot.router_count(), 2);
+    for id in 1..=200 {
+        let expected = subscriber(id, [1, 2, 7][id as usize % 3]);
+        let found = snapshot
+            .subscriber_by_username(expected.username.as_bytes())
+            .unwrap();
+        assert_eq!(found.id(), id);
+        assert_eq!(found.username(), expected.username.as_bytes());
+        assert_eq!(found.password(), expected.password.as_bytes());
+        assert_eq!(found.status(), expected.status);
+        assert_eq!(found.expires_at(), expected.expires_at);
+        assert_eq!(found.static_ip(), expected.static_ip);
+        assert_eq!(found.mac(), expected.mac);
+        assert_eq!(found.data_remaining_bytes(), expected.data_remaining_bytes);
+        assert_eq!(found.plan().unwrap().id(), expected.plan_id);
+        if let Some(mac) = expected.mac {
+            assert_eq!(snapshot.subscriber_by_mac(mac).unwrap().id(), id);
+        }
+    }
+    assert!(snapshot.subscriber_by_username(b"nobody").is_none());
+    assert!(
+        snapshot.subscriber_by_username(b"User1").is_none(),
+        "usernames are case-sensitive"
+    );
+    assert!(snapshot.subscriber_by_mac([9; 6]).is_none());
+
+    let plan2 = snapshot.plan_by_id(2).unwrap();
+    assert_eq!(plan2.rate_limit(), b"2M/2M");
+    assert_eq!(plan2.ip_pool(), Some(&b"pool-2"[..]));
+    assert_eq!(plan2.service(), Service::Hotspot);
+    assert_eq!(snapshot.plan_by_id(7).unwrap().ip_pool(), None);
+    assert!(snapshot.plan_by_id(3).is_none());
+
+    let r1 = snapshot.router_by_ip("127.0.0.1".parse().unwrap()).unwrap();
+    assert_eq!(r1.secret(), b"router-secret-1");
+    assert_eq!(r1.nas_identifier(), Some(&b"MikroTik"[..]));
+    assert_eq!(r1.name(), b"router-1");
+    assert_eq!(r1.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    let mapped = snapshot
+        .router_by_ip("::ffff:127.0.0.2".parse().unwrap())
+        .unwrap();
+    assert_eq!(mapped.id(), 2);
+    assert_eq!(mapped.nas_identifier(), None);
+    assert!(
+        snapshot
+            .router_by_ip("127.0.0.3".parse().unwrap())
+            .is_none()
+    );
+}
+
+#[test]
+fn empty_snapshot_is_valid() {
+    let bytes = build_snapshot(1, 0, &[], &[], &[]).unwrap();
+    let snapshot = Snapshot::from_bytes(bytes).unwrap();
+    assert_eq!(snapshot.subscriber_count(), 0);
+    assert!(snapshot.subscriber_by_username(b"x").is_none());
+    assert!(
+        snapshot
+            .router_by_ip("127.0.0.1".parse().unwrap())
+            .is_none()
+    );
+}
+
+#[test]
+fn builder_refuses_inconsistent_data() {
+    let plans = [plan(1, Service::Both)];
+    let dup = [
+        subscriber(1, 1),
+        SubscriberEntry {
+            id: 2,
+            ..subscriber(1, 1)
+        },
+    ];
+    assert!(matches!(
+        build_snapshot(1, 0, &plans, &[], &dup),
+        Err(BuildError::DuplicateUsername(_))
+    ));
+    let mut second = subscriber(8, 1);
+    second.mac = subscriber(4, 1).mac;
+    let dup_mac = [subscriber(4, 1), second];
+    assert!(matches!(
+        build_snapshot(1, 0, &plans, &[], &dup_mac),
+        Err(BuildError::DuplicateMac(_))
+    ));
+    assert!(matches!(
+        build_snapshot(1, 0, &plans, &[], &[subscriber(1, 99)]),
+        Err(BuildError::UnknownPlan { plan_id: 99, .. })
+    ));
+    assert!(matches!(
+        build_snapshot(1, 0, &plans, &[router(1, 1), router(2, 1)], &[]),
+        Err(BuildError::DuplicateRouter(_))
+    ));
+    assert!(matches!(
+        build_snapshot(
+            1,
+            0,
+            &[plan(1, Service::Both), plan(1, Service::Pppoe)],
+            &[],
+            &[]
+        ),
+        Err(BuildError::DuplicatePlan(1))
+    ));
+}
+
+#[test]
+fn truncated_files_are_refused() {
+    let bytes = sample(1, 50);
+    for len in [
+        0,
+        10,
+        format::HEADER_LEN - 1,
+        format::HEADER_LEN,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
+        let error = Snapshot::from_bytes(bytes[..len].to_vec()).unwrap_err();
+        assert!(
+            matches!(error, SnapshotError::Truncated { .. }),
+            "len {len}: {error}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        Snapshot::from_bytes(longer),
+        Err(SnapshotError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn wrong_magic_and_version_are_refused() {
+    let mut bytes = sample(1, 5);
+    bytes[0] = b'X';
+    assert!(matches!(
+        Snapshot::from_bytes(bytes),
+        Err(SnapshotError::BadMagic)
+    ));
+    let mut bytes = sample(1, 5);
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    assert!(matches!(
+        Snapshot::from_bytes(bytes),
+        Err(SnapshotError::VersionMismatch {
+            expected: 1,
+            found: 2
+        })
+    ));
+}
+
+/// Rewrites the checksum after a deliberate change, to reach the structural checks.
+fn reseal(bytes: &mut [u8]) {
+    let checksum = format::file_checksum(bytes);
+    bytes[format::CHECKSUM_OFFSET..format::CHECKSUM_OFFSET + 8]
+        .copy_from_slice(&checksum.to_le_bytes());
+}
+
+#[test]
+fn structurally_bad_files_are_refused_even_with_a_valid_checksum() {
+    // A string reference pointing past the strings section.
+    let mut bytes = sample(1, 5);
+    let subscribers = format::HEADER_LEN + 3 * 32 + 2 * 64;
+    bytes[subscribers + 8..subscribers + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    reseal(&mut bytes);
+    assert!(matches!(
+        Snapshot::from_bytes(bytes),
+        Err(SnapshotError::Malformed(_))
+    ));
+    // A plan index out of range.
+    let mut bytes = sample(1, 5);
+    bytes[subscribers + 40..subscribers + 44].copy_from_slice(&3u32.to_le_bytes());
+    reseal(&mut bytes);
+    assert!(matches!(
+        Snapshot::from_bytes(bytes),
+        Err(SnapshotError::Malformed(_))
+    ));
+    // A section beyond the end of the file.
+    let mut bytes = sample(1, 5);
+    let strings_offset = 64 + 16 * format::SECTION_STRINGS;
+    bytes[strings_offset..strings_offset + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    reseal(&mut bytes);
+    assert!(matches!(
+        Snapshot::from_bytes(bytes),
+        Err(SnapshotError::Malformed(_))
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_single_byte_corruption_is_refused(position in 0usize..4096, flip in 1u8..=255) {
+        let mut bytes = sample(1, 40);
+        let position = position % bytes.len();
+        bytes[position] ^= flip;
+        prop_assert!(Snapshot::from_bytes(bytes).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = Snapshot::from_bytes(bytes);
+    }
+
+    #[test]
+    fn round_trip_of_arbitrary_subscribers(
+        names in proptest::collection::hash_set("[a-zA-Z0-9@._-]{1,24}", 0..200),
+        expiry in any::<i64>(),
+        allowance in proptest::option::of(any::<u64>()),
+    ) {
+        let plans = [plan(5, Service::Both)];
+        let entries: Vec<_> = names.iter().enumerate().map(|(i, name)| SubscriberEntry {
+            id: i as i64,
+            username: name.clone(),
+            password: format!("{name}-pw"),
+            plan_id: 5,
+            status: SubscriberStatus::Active,
+            expires_at: expiry,
+            static_ip: None,
+            mac: None,
+            data_remaining_bytes: allowance,
+        }).collect();
+        let snapshot = Snapshot::from_bytes(build_snapshot(9, 0, &plans, &[], &entries).unwrap()).unwrap();
+        for entry in &entries {
+            let found = snapshot.subscriber_by_username(entry.username.as_bytes()).unwrap();
+            prop_assert_eq!(found.id(), entry.id);
+            prop_assert_eq!(found.password(), entry.password.as_bytes());
+            prop_assert_eq!(found.expires_at(), expiry);
+            prop_assert_eq!(found.data_remaining_bytes(), allowance);
+        }
+        prop_assert!(snapshot.subscriber_by_username(b"not a generated name!").is_none());
+    }
+}
+
+#[test]
+fn mac_parsing_and_formatting() {
+    let mac = [0xA4, 0x17, 0x31, 0x41, 0xCB, 0xB6];
+    assert_eq!(parse_mac("A4:17:31:41:CB:B6"), Some(mac));
+    assert_eq!(parse_mac("a4-17-31-41-cb-b6"), Some(mac));
+    assert_eq!(parse_mac("a417.3141.cbb6"), Some(mac));
+    assert_eq!(format_mac(mac), "A4:17:31:41:CB:B6");
+    for bad in [
+        "",
+        "test",
+        "A4:17:31:41:CB",
+        "A4:17:31:41:CB:B6:00",
+        "+4:17:31:41:CB:B6",
+        "G4:17:31:41:CB:B6",
+    ] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+}
+
+fn publish_sample(publisher: &mut Publisher, subscribers: i64) -> u64 {
+    let bytes = sample(publisher.next_generation(), subscribers);
+    publisher.publish(&bytes).unwrap()
+}
+
+#[test]
+fn reader_follows_publications() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        SnapshotReader::open(dir.path()),
+        Err(SnapshotError::Io { .. })
+    ));
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    assert_eq!(publisher.next_generation(), 1);
+    assert_eq!(publish_sample(&mut publisher, 10), 1);
+
+    let reader = SnapshotReader::open(dir.path()).unwrap();
+    assert_eq!(reader.current().generation(), 1);
+    assert!(matches!(reader.refresh(), Refresh::Unchanged));
+
+    let held = reader.current();
+    assert_eq!(publish_sample(&mut publisher, 20), 2);
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 2 }
+    ));
+    assert!(matches!(reader.refresh(), Refresh::Unchanged));
+    assert_eq!(reader.current().subscriber_count(), 20);
+    // A request that took its guard before the switch still sees its whole snapshot.
+    assert_eq!(held.generation(), 1);
+    assert_eq!(held.subscriber_count(), 10);
+    assert!(held.subscriber_by_username(b"user10").is_some());
+
+    // Permissions: nobody but owner and group may read passwords.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path()), 0o750);
+    assert_eq!(mode(&dir.path().join("subscribers.snap")), 0o640);
+    assert_eq!(mode(&dir.path().join("generation")), 0o640);
+}
+
+#[test]
+fn publisher_refuses_invalid_or_out_of_order_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    assert!(matches!(
+        publisher.publish(b"garbage"),
+        Err(PublishError::Invalid(_))
+    ));
+    assert!(matches!(
+        publisher.publish(&sample(5, 1)),
+        Err(PublishError::WrongGeneration {
+            expected: 1,
+            found: 5
+        })
+    ));
+    publish_sample(&mut publisher, 1);
+    // A restarted daemon continues after the last generation.
+    drop(publisher);
+    let publisher = Publisher::open(dir.path(), None).unwrap();
+    assert_eq!(publisher.next_generation(), 2);
+}
+
+#[test]
+fn corrupt_announced_snapshot_keeps_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 10);
+    let reader = SnapshotReader::open(dir.path()).unwrap();
+    publish_sample(&mut publisher, 11);
+
+    // Something damages the file in place after publication (a disk error, a careless
+    // admin). The reader refuses it, keeps generation 1 and does not retry generation 2.
+    let path = dir.path().join("subscribers.snap");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Refused {
+            generation: 2,
+            error: SnapshotError::ChecksumMismatch
+        }
+    ));
+    assert_eq!(reader.current().generation(), 1);
+    assert!(matches!(reader.refresh(), Refresh::Unchanged));
+
+    // A truncated file and a wrong-version file are refused the same way.
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 12);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Refused {
+            error: SnapshotError::Truncated { .. },
+            ..
+        }
+    ));
+    publish_sample(&mut publisher, 13);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Refused {
+            error: SnapshotError::VersionMismatch { .. },
+            ..
+        }
+    ));
+    assert_eq!(reader.current().generation(), 1);
+
+    // The next good publication is picked up.
+    publish_sample(&mut publisher, 14);
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 5 }
+    ));
+    assert_eq!(reader.current().subscriber_count(), 14);
+}
+
+#[test]
+fn crash_before_rename_leaves_readers_on_the_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 3);
+    let reader = SnapshotReader::open(dir.path()).unwrap();
+    // A daemon that died while writing leaves a partial temporary file behind.
+    let partial = sample(2, 300);
+    std::fs::write(
+        dir.path().join(".subscribers.snap.tmp-999"),
+        &partial[..partial.len() / 3],
+    )
+    .unwrap();
+    assert!(matches!(reader.refresh(), Refresh::Unchanged));
+    assert_eq!(reader.current().subscriber_count(), 3);
+    // The restarted daemon publishes normally.
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 4);
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 2 }
+    ));
+}
+
+#[test]
+fn concurrent_publish_while_readers_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 1);
+    let reader = Arc::new(SnapshotReader::open(dir.path()).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+
+    // Snapshot generation g has g subscribers user1..=userg; a reader must always see a
+    // whole snapshot: every user up to the count present, none beyond, generations never
+    // going backwards.
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let reader = Arc::clone(&reader);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut last_generation = 0;
+                let mut checks = 0u64;
+                while !done.load(Ordering::Relaxed) || checks == 0 {
+                    let _ = reader.refresh();
+                    let snapshot = reader.current();
+                    let generation = snapshot.generation();
+                    assert!(generation >= last_generation);
+                    last_generation = generation;
+                    let count = snapshot.subscriber_count() as i64;
+                    assert_eq!(count, generation as i64);
+                    assert!(
+                        snapshot
+                            .subscriber_by_username(format!("user{count}").as_bytes())
+                            .is_some()
+                    );
+                    assert!(
+                        snapshot
+                            .subscriber_by_username(format!("user{}", count + 1).as_bytes())
+                            .is_none()
+                    );
+                    checks += 1;
+                }
+                last_generation
+            })
+        })
+        .collect();
+    for _ in 2..=60 {
+        let generation = publisher.next_generation();
+        publish_sample(&mut publisher, generation as i64);
+    }
+    done.store(true, Ordering::Relaxed);
+    for handle in readers {
+        handle.join().unwrap();
+    }
+    let _ = reader.refresh();
+    assert_eq!(reader.current().generation(), 60);
+}
