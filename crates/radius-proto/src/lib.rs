@@ -98,6 +98,7 @@ pub mod attr;
 pub mod auth;
 mod code;
 mod error;
+pub mod mschap;
 mod packet;
 
 pub use attr::{Attribute, VendorSpecific};
