@@ -1,0 +1,185 @@
+//! The REST API under `/api/v1`, plus `/healthz`.
+//!
+//! Every `/api/v1` endpoint except `openapi.json` needs `Authorization: Bearer <token>`; tokens
+//! are created with `billing-daemon token create` and only their SHA-256 is stored.
+
+pub mod error;
+pub mod extract;
+pub mod plans;
+pub mod routers;
+pub mod subscribers;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::config::RadiusSettings;
+use crate::publisher::SnapshotHandle;
+use error::{ApiError, error_response};
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Database.
+    pub pool: PgPool,
+    /// The publisher (for `/healthz`).
+    pub snapshot: SnapshotHandle,
+    /// RADIUS address for RouterOS scripts.
+    pub radius: RadiusSettings,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Jasiyo billing API", description = "ISP billing for MikroTik routers: plans, routers (NAS) and subscribers."),
+    paths(
+        plans::create, plans::list, plans::get, plans::patch, plans::delete,
+        routers::create, routers::list, routers::get, routers::patch, routers::delete, routers::routeros_script,
+        subscribers::create, subscribers::list, subscribers::get, subscribers::patch, subscribers::delete,
+        subscribers::suspend, subscribers::resume, subscribers::renew,
+    ),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// SHA-256 of a token, as stored in `api_tokens.token_sha256`.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Builds the whole HTTP application.
+pub fn app(state: AppState) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/plans", post(plans::create).get(plans::list))
+        .route(
+            "/plans/{id}",
+            get(plans::get).patch(plans::patch).delete(plans::delete),
+        )
+        .route("/routers", post(routers::create).get(routers::list))
+        .route(
+            "/routers/{id}",
+            get(routers::get)
+                .patch(routers::patch)
+                .delete(routers::delete),
+        )
+        .route(
+            "/routers/{id}/routeros-script",
+            get(routers::routeros_script),
+        )
+        .route(
+            "/subscribers",
+            post(subscribers::create).get(subscribers::list),
+        )
+        .route(
+            "/subscribers/{username}",
+            get(subscribers::get)
+                .patch(subscribers::patch)
+                .delete(subscribers::delete),
+        )
+        .route(
+            "/subscribers/{username}/suspend",
+            post(subscribers::suspend),
+        )
+        .route("/subscribers/{username}/resume", post(subscribers::resume))
+        .route("/subscribers/{username}/renew", post(subscribers::renew))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/openapi.json", get(openapi_json));
+    axum::Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn openapi_json() -> Response {
+    Json(openapi()).into_response()
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    let generation = st.snapshot.generation();
+    let status = if generation == 0 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(serde_json::json!({ "snapshot_generation": generation })),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
+
+/// Bearer-token check. The presented token is hashed and looked up by its hash, so the
+/// comparison never touches the secret itself and its timing reveals nothing about it.
+async fn require_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer <token> header",
+        ))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized(
+            "Authorization header must be \"Bearer <token>\"",
+        ))?;
+    let hash = token_hash(token);
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM api_tokens WHERE token_sha256 = $1")
+            .bind(&hash[..])
+            .fetch_optional(&st.pool)
+            .await?;
+    if found.is_none() {
+        return Err(ApiError::Unauthorized("unknown or revoked token"));
+    }
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,334 @@
+//! `/api/v1/routers`
+
+use std::net::IpAddr;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, double_option};
+use crate::config::RadiusSettings;
+use crate::db::{ROUTER_COLUMNS, Router, router_from_row};
+
+/// A router (NAS) as the API shows it, secret included (the operator needs it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouterOut {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Source IP of its RADIUS packets.
+    #[schema(value_type = String, example = "192.0.2.10")]
+    pub ip: IpAddr,
+    /// RADIUS shared secret.
+    pub secret: String,
+    /// NAS-Identifier, if pinned.
+    pub nas_identifier: Option<String>,
+    /// The router's `/radius incoming` (CoA/Disconnect) port.
+    pub coa_port: i32,
+}
+
+impl From<Router> for RouterOut {
+    fn from(r: Router) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            ip: r.ip,
+            secret: r.secret.expose_secret().to_owned(),
+            nas_identifier: r.nas_identifier,
+            coa_port: r.coa_port,
+        }
+    }
+}
+
+/// Body of `POST /routers`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterCreate {
+    /// Unique name.
+    pub name: String,
+    /// IPv4 or IPv6 address.
+    #[schema(value_type = String)]
+    pub ip: String,
+    /// Shared secret, 1..128 characters.
+    #[schema(value_type = String)]
+    pub secret: SecretString,
+    /// Optional NAS-Identifier.
+    #[serde(default)]
+    pub nas_identifier: Option<String>,
+    /// Defaults to 3799.
+    #[serde(default)]
+    pub coa_port: Option<i32>,
+}
+
+/// Body of `PATCH /routers/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New IP.
+    pub ip: Option<String>,
+    /// New secret.
+    #[schema(value_type = Option<String>)]
+    pub secret: Option<SecretString>,
+    /// New NAS-Identifier (null clears).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub nas_identifier: Option<Option<String>>,
+    /// New CoA port.
+    pub coa_port: Option<i32>,
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::Validation(format!("ip {s:?} is not an IPv4 or IPv6 address")))
+}
+
+fn validate(r: &Router) -> Result<(), ApiError> {
+    let v = |m: &str| Err(ApiError::Validation(m.to_owned()));
+    let n = r.name.chars().count();
+    if n == 0 || n > 100 || r.name.trim() != r.name {
+        return v("name must be 1..100 characters without leading or trailing spaces");
+    }
+    let secret = r.secret.expose_secret();
+    if secret.is_empty() || secret.len() > 128 || secret.chars().any(char::is_control) {
+        return v("secret must be 1..128 characters without control characters");
+    }
+    if let Some(id) = &r.nas_identifier {
+        if id.is_empty() || id.len() > 253 {
+            return v("nas_identifier must be 1..253 bytes or null");
+        }
+    }
+    if !(1..=65535).contains(&r.coa_port) {
+        return v("coa_port must be 1..65535");
+    }
+    Ok(())
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("router {id} not found"))
+}
+
+async fn fetch(pool: &sqlx::PgPool, id: i64) -> Result<Router, ApiError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ROUTER_COLUMNS} FROM routers WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| not_found(id))?;
+    Ok(router_from_row(&row)?)
+}
+
+/// Register a router.
+#[utoipa::path(post, path = "/api/v1/routers", tag = "routers", request_body = RouterCreate,
+    responses((status = 201, body = RouterOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(name = %body.name))]
+pub async fn create(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<RouterCreate>,
+) -> Result<impl IntoResponse, ApiError> {
+    let r = Router {
+        id: 0,
+        name: body.name,
+        ip: parse_ip(&body.ip)?,
+        secret: body.secret,
+        nas_identifier: body.nas_identifier,
+        coa_port: body.coa_port.unwrap_or(3799),
+    };
+    validate(&r)?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO routers (name, ip, secret, nas_identifier, coa_port) VALUES ($1, $2::inet, $3, $4, $5) \
+         RETURNING {ROUTER_COLUMNS}"
+    ))
+    .bind(&r.name)
+    .bind(r.ip.to_string())
+    .bind(r.secret.expose_secret())
+    .bind(&r.nas_identifier)
+    .bind(r.coa_port)
+    .fetch_one(&st.pool)
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(RouterOut::from(router_from_row(&row)?)),
+    ))
+}
+
+/// List routers.
+#[utoipa::path(get, path = "/api/v1/routers", tag = "routers",
+    responses((status = 200, body = [RouterOut])), security(("bearer" = [])))]
+pub async fn list(State(st): State<AppState>) -> Result<ApiJson<Vec<RouterOut>>, ApiError> {
+    let rows = sqlx::query(&format!("SELECT {ROUTER_COLUMNS} FROM routers ORDER BY id"))
+        .fetch_all(&st.pool)
+        .await?;
+    let out = rows
+        .iter()
+        .map(|r| router_from_row(r).map(RouterOut::from))
+        .collect::<Result<_, _>>()?;
+    Ok(ApiJson(out))
+}
+
+/// Get one router.
+#[utoipa::path(get, path = "/api/v1/routers/{id}", tag = "routers", params(("id" = i64, Path)),
+    responses((status = 200, body = RouterOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<ApiJson<RouterOut>, ApiError> {
+    Ok(ApiJson(fetch(&st.pool, id).await?.into()))
+}
+
+/// Change a router.
+#[utoipa::path(patch, path = "/api/v1/routers/{id}", tag = "routers", params(("id" = i64, Path)), request_body = RouterPatch,
+    responses((status = 200, body = RouterOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(id))]
+pub async fn patch(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RouterPatch>,
+) -> Result<ApiJson<RouterOut>, ApiError> {
+    let mut tx = st.pool.begin().await?;
+    let row = sqlx::query(&format!(
+        "SELECT {ROUTER_COLUMNS} FROM routers WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| not_found(id))?;
+    let mut r = router_from_row(&row)?;
+    if let Some(v) = body.name {
+        r.name = v;
+    }
+    if let Some(v) = body.ip {
+        r.ip = parse_ip(&v)?;
+    }
+    if let Some(v) = body.secret {
+        r.secret = v;
+    }
+    if let Some(v) = body.nas_identifier {
+        r.nas_identifier = v;
+    }
+    if let Some(v) = body.coa_port {
+        r.coa_port = v;
+    }
+    validate(&r)?;
+    let row = sqlx::query(&format!(
+        "UPDATE routers SET name = $2, ip = $3::inet, secret = $4, nas_identifier = $5, coa_port = $6 \
+         WHERE id = $1 RETURNING {ROUTER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&r.name)
+    .bind(r.ip.to_string())
+    .bind(r.secret.expose_secret())
+    .bind(&r.nas_identifier)
+    .bind(r.coa_port)
+    .fetch_one(&mut *tx)
+    .await?;
+    let out = router_from_row(&row)?;
+    tx.commit().await?;
+    Ok(ApiJson(out.into()))
+}
+
+/// Delete a router.
+#[utoipa::path(delete, path = "/api/v1/routers/{id}", tag = "routers", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let r = sqlx::query("DELETE FROM routers WHERE id = $1")
+        .bind(id)
+        .execute(&st.pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(not_found(id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// RouterOS v7 script that points this router at Jasiyo's RADIUS server.
+#[utoipa::path(get, path = "/api/v1/routers/{id}/routeros-script", tag = "routers", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn routeros_script(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let r = fetch(&st.pool, id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        render_script(&r, &st.radius),
+    ))
+}
+
+/// Quotes a value for the RouterOS command line.
+fn ros_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '$' | '?') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The script text (pure, for tests).
+pub fn render_script(r: &Router, radius: &RadiusSettings) -> String {
+    format!(
+        "# Jasiyo: RADIUS setup for router {name} ({ip}), RouterOS v7.\n\
+         # Paste into a terminal on the router. Attributes from RADIUS override the default profiles.\n\
+         /radius add service=ppp,hotspot address={addr} secret={secret} authentication-port={auth} \
+         accounting-port={acct} timeout=3s require-message-auth=yes-for-request-resp comment={comment}\n\
+         /ppp aaa set use-radius=yes accounting=yes interim-update=5m\n\
+         /ip hotspot profile set [find] use-radius=yes radius-accounting=yes radius-interim-update=5m\n\
+         /radius incoming set accept=yes port={coa}\n",
+        name = ros_quote(&r.name),
+        ip = r.ip,
+        addr = radius.public_address,
+        secret = ros_quote(r.secret.expose_secret()),
+        auth = radius.auth_port,
+        acct = radius.acct_port,
+        comment = ros_quote("jasiyo"),
+        coa = r.coa_port,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_quotes_and_ports() {
+        let r = Router {
+            id: 1,
+            name: "hq".to_owned(),
+            ip: "192.0.2.1".parse().unwrap(),
+            secret: SecretString::from("s3\"cr$t"),
+            nas_identifier: None,
+            coa_port: 3799,
+        };
+        let radius = RadiusSettings {
+            public_address: "198.51.100.7".to_owned(),
+            auth_port: 1812,
+            acct_port: 1813,
+        };
+        let s = render_script(&r, &radius);
+        assert!(s.contains(
+            "/radius add service=ppp,hotspot address=198.51.100.7 secret=\"s3\\\"cr\\$t\" authentication-port=1812 accounting-port=1813"
+        ));
+        assert!(s.contains("/ppp aaa set use-radius=yes accounting=yes interim-update=5m\n"));
+        assert!(s.contains("/ip hotspot profile set [find] use-radius=yes"));
+        assert!(s.contains("/radius incoming set accept=yes port=3799\n"));
+    }
+}

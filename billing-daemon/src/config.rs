@@ -1,0 +1,270 @@
+//! Typed configuration: an optional TOML file, then environment overrides.
+//!
+//! | key (TOML)              | environment                    | default                                      |
+//! |-------------------------|--------------------------------|----------------------------------------------|
+//! | `database_url`          | `DATABASE_URL`                 | `postgres://jasiyo@127.0.0.1:55432/jasiyo`   |
+//! | `listen`                | `JASIYO_LISTEN`                | `127.0.0.1:8088`                             |
+//! | `snapshot_dir`          | `JASIYO_SNAPSHOT_DIR`          | `/var/lib/jasiyo/snapshot`                   |
+//! | `snapshot_group`        | `JASIYO_SNAPSHOT_GROUP`        | `freerad` (empty: leave the group alone)     |
+//! | `log`                   | `JASIYO_LOG`                   | `info` (an `EnvFilter` directive)            |
+//! | (file only: none)       | `JASIYO_CONFIG`                | path of this TOML file (same as `--config`)  |
+//! | `log_format`            | `JASIYO_LOG_FORMAT`            | `text` (`text` or `json`)                    |
+//! | `radius_public_address` | `JASIYO_RADIUS_PUBLIC_ADDRESS` | `127.0.0.1` (used in RouterOS scripts)       |
+//! | `radius_auth_port`      | `JASIYO_RADIUS_AUTH_PORT`      | `1812`                                       |
+//! | `radius_acct_port`      | `JASIYO_RADIUS_ACCT_PORT`      | `1813`                                       |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+/// Default database URL (the project's private cluster).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://jasiyo@127.0.0.1:55432/jasiyo";
+
+/// Default `JASIYO_LOG`: info, without Postgres' NOTICE chatter ("relation already exists").
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => bail!("JASIYO_LOG_FORMAT must be text or json, not {other:?}"),
+        }
+    }
+}
+
+/// The config file, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    snapshot_dir: Option<PathBuf>,
+    snapshot_group: Option<String>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    radius_public_address: Option<String>,
+    radius_auth_port: Option<u16>,
+    radius_acct_port: Option<u16>,
+}
+
+/// Where the routers should send RADIUS (only used to write RouterOS scripts).
+#[derive(Debug, Clone)]
+pub struct RadiusSettings {
+    /// Address the routers reach FreeRADIUS at.
+    pub public_address: String,
+    /// Authentication port.
+    pub auth_port: u16,
+    /// Accounting port.
+    pub acct_port: u16,
+}
+
+/// Everything the daemon needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Postgres URL (may hold a password: never log it).
+    pub database_url: SecretString,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Snapshot directory shared with rlm_jasiyo.
+    pub snapshot_dir: PathBuf,
+    /// Group allowed to read the snapshot (`None`: leave the group alone).
+    pub snapshot_group: Option<String>,
+    /// `EnvFilter` directive.
+    pub log: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// RADIUS server as routers see it.
+    pub radius: RadiusSettings,
+}
+
+impl Settings {
+    /// Reads the file (if any), then applies the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with(file, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Settings::load`], with the environment given as a function (for tests).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let f: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let database_url = env("DATABASE_URL")
+            .or(f.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let listen = match env("JASIYO_LISTEN") {
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("JASIYO_LISTEN {v:?} is not host:port"))?,
+            None => f
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8088))),
+        };
+        let snapshot_dir = env("JASIYO_SNAPSHOT_DIR")
+            .map(PathBuf::from)
+            .or(f.snapshot_dir)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/jasiyo/snapshot"));
+        let snapshot_group = env("JASIYO_SNAPSHOT_GROUP")
+            .or(f.snapshot_group)
+            .unwrap_or_else(|| "freerad".to_owned());
+        let snapshot_group = (!snapshot_group.is_empty()).then_some(snapshot_group);
+        let log = env("JASIYO_LOG")
+            .or(f.log)
+            .unwrap_or_else(|| "info".to_owned());
+        let log_format = match env("JASIYO_LOG_FORMAT") {
+            Some(v) => v.parse()?,
+            None => f.log_format.unwrap_or(LogFormat::Text),
+        };
+        let port = |key: &str, file: Option<u16>, default: u16| -> anyhow::Result<u16> {
+            match env(key) {
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("{key} {v:?} is not a port")),
+                None => Ok(file.unwrap_or(default)),
+            }
+        };
+        let radius = RadiusSettings {
+            public_address: env("JASIYO_RADIUS_PUBLIC_ADDRESS")
+                .or(f.radius_public_address)
+                .unwrap_or_else(|| "127.0.0.1".to_owned()),
+            auth_port: port("JASIYO_RADIUS_AUTH_PORT", f.radius_auth_port, 1812)?,
+            acct_port: port("JASIYO_RADIUS_ACCT_PORT", f.radius_acct_port, 1813)?,
+        };
+        let settings = Self {
+            database_url: SecretString::from(database_url),
+            listen,
+            snapshot_dir,
+            snapshot_group,
+            log,
+            log_format,
+            radius,
+        };
+        settings.connect_options()?;
+        Ok(settings)
+    }
+
+    /// Postgres connection options from the URL.
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        // The error text of a URL parse may echo the URL: do not include it.
+        PgConnectOptions::from_str(self.database_url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid postgres:// URL"))
+    }
+
+    /// The database URL with any password removed, for logs.
+    pub fn database_display(&self) -> String {
+        match self.connect_options() {
+            Ok(o) => format!(
+                "postgres://{}@{}:{}/{}",
+                o.get_username(),
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or("")
+            ),
+            Err(_) => "<invalid>".to_owned(),
+        }
+    }
+}
+
+/// Resolves a group name (or a numeric gid) to a gid through the system's group database
+/// (NSS, so LDAP or sssd groups work as well as /etc/group).
+pub fn resolve_group(name: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let group = nix::unistd::Group::from_name(name)
+        .with_context(|| format!("looking up group {name:?}"))?
+        .with_context(|| format!("group {name:?} does not exist"))?;
+    Ok(group.gid.as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::load_with(None, env_of(&[])).unwrap();
+        assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8088");
+        assert_eq!(s.snapshot_dir, PathBuf::from("/var/lib/jasiyo/snapshot"));
+        assert_eq!(s.snapshot_group.as_deref(), Some("freerad"));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.radius.auth_port, 1812);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nsnapshot_dir = \"/tmp/x\"\nlog_format = \"json\"\nradius_auth_port = 11812\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(
+            Some(&path),
+            env_of(&[
+                ("JASIYO_LISTEN", "127.0.0.1:9001"),
+                ("JASIYO_SNAPSHOT_GROUP", ""),
+                ("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:5555/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        assert_eq!(s.snapshot_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.snapshot_group, None);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.radius.auth_port, 11812);
+        assert_eq!(s.database_display(), "postgres://u@127.0.0.1:5555/db");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(Settings::load_with(Some(&path), env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        assert_eq!(resolve_group("root").unwrap(), 0);
+        assert_eq!(resolve_group("4242").unwrap(), 4242);
+        assert!(resolve_group("no-such-group-jasiyo").is_err());
+    }
+}
