@@ -8,13 +8,16 @@
 //! 2. Notifications (`<table>:<id>`, or `<table>:*` after TRUNCATE) are coalesced: the
 //!    publisher collects until the channel has been quiet for [`QUIET`] or [`MAX_COALESCE`]
 //!    has passed since the first one, then refetches just those rows by id (rows that are
-//!    gone are deletes), rebuilds and publishes.
+//!    gone are deletes) and publishes. A publication is an overlay carrying the subscribers
+//!    changed since the last base (small, so a change at a million subscribers is out in
+//!    milliseconds), or a new base after a full load or once the overlay would exceed
+//!    [`OVERLAY_LIMIT`] subscribers.
 //! 3. If the listener's connection drops, notifications may have been lost: it reconnects,
 //!    re-`LISTEN`s, and asks for a full reload.
 //! 4. Any failure (database down, disk full, a transiently inconsistent set of rows) is logged
 //!    and retried with backoff; readers keep the last good snapshot meanwhile.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::TryStreamExt;
-use jasiyo_snapshot::{PlanEntry, Publisher, RouterEntry, SubscriberEntry};
+use jasiyo_snapshot::{OverlayOf, PlanEntry, Publisher, RouterEntry, SubscriberEntry};
 use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,6 +43,9 @@ pub const QUIET: Duration = Duration::from_millis(5);
 pub const MAX_COALESCE: Duration = Duration::from_millis(50);
 /// Above this many changed rows in one burst, a full reload is cheaper than refetching by id.
 const FULL_RELOAD_THRESHOLD: usize = 20_000;
+/// Subscribers changed since the last base above which the next publication is a new base
+/// rather than an overlay: overlays cost in proportion to their size, bases to the total.
+const OVERLAY_LIMIT: usize = 50_000;
 
 /// Which table a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +151,9 @@ impl<T> Rows<T> {
             }
         }
     }
+    fn get(&self, id: i64) -> Option<&T> {
+        self.index.get(&id).and_then(|&i| self.rows.get(i))
+    }
     fn contains(&self, id: i64) -> bool {
         self.index.contains_key(&id)
     }
@@ -158,6 +167,11 @@ struct State {
     plans: Rows<PlanEntry>,
     routers: Rows<RouterEntry>,
     subscribers: Rows<SubscriberEntry>,
+    /// Subscribers changed or deleted since the last published base: the next overlay
+    /// carries them. Cleared when a base is published.
+    since_base: HashSet<i64>,
+    /// The rows were reloaded wholesale, so what changed is unknown: publish a base.
+    base_needed: bool,
 }
 
 impl State {
@@ -166,6 +180,8 @@ impl State {
             plans: Rows::new(),
             routers: Rows::new(),
             subscribers: Rows::new(),
+            since_base: HashSet::new(),
+            base_needed: true,
         }
     }
 }
@@ -255,6 +271,8 @@ async fn full_load(pool: &PgPool) -> anyhow::Result<State> {
         plans: Rows::new(),
         routers: Rows::new(),
         subscribers: Rows::with_capacity(usize::try_from(count).unwrap_or(0)),
+        since_base: HashSet::new(),
+        base_needed: true,
     };
     {
         let mut s = sqlx::query(PLAN_SQL).fetch(&mut *tx);
@@ -339,6 +357,7 @@ async fn apply_incremental(
     }
     tx.commit().await?;
     apply(&mut state.subscribers, &pending.subscribers, subs);
+    state.since_base.extend(pending.subscribers.iter().copied());
     Ok(())
 }
 
@@ -348,8 +367,8 @@ async fn build_and_publish(
     publisher: Publisher,
 ) -> (State, Publisher, anyhow::Result<PublishStats>) {
     let joined = tokio::task::spawn_blocking(move || {
-        let mut publisher = publisher;
-        let r = build_and_publish_blocking(&state, &mut publisher);
+        let (mut state, mut publisher) = (state, publisher);
+        let r = build_and_publish_blocking(&mut state, &mut publisher);
         (state, publisher, r)
     })
     .await;
@@ -365,30 +384,65 @@ async fn build_and_publish(
 #[derive(Debug, Clone, Copy)]
 struct PublishStats {
     generation: u64,
+    /// A full base rather than an overlay.
+    base: bool,
+    bytes: usize,
     build: Duration,
     write: Duration,
 }
 
 fn build_and_publish_blocking(
-    state: &State,
+    state: &mut State,
     publisher: &mut Publisher,
 ) -> anyhow::Result<PublishStats> {
     let generation = publisher.next_generation();
     let now = chrono::Utc::now().timestamp();
     let t0 = Instant::now();
-    let bytes = jasiyo_snapshot::build_snapshot(
-        generation,
-        now,
-        &state.plans.rows,
-        &state.routers.rows,
-        &state.subscribers.rows,
-    )
-    .context("building snapshot")?;
+    let base = publisher
+        .base_generation()
+        .filter(|_| !state.base_needed && state.since_base.len() <= OVERLAY_LIMIT);
+    let bytes = match base {
+        None => jasiyo_snapshot::build_snapshot(
+            generation,
+            now,
+            &state.plans.rows,
+            &state.routers.rows,
+            &state.subscribers.rows,
+        )
+        .context("building base snapshot")?,
+        Some(base_generation) => {
+            let changed: Vec<SubscriberEntry> = state
+                .since_base
+                .iter()
+                .filter_map(|id| state.subscribers.get(*id).cloned())
+                .collect();
+            let overlay = OverlayOf {
+                base_generation,
+                overridden_ids: state.since_base.iter().copied().collect(),
+                subscriber_total: state.subscribers.len() as u64,
+            };
+            jasiyo_snapshot::build_overlay(
+                generation,
+                now,
+                &state.plans.rows,
+                &state.routers.rows,
+                &changed,
+                &overlay,
+            )
+            .context("building overlay snapshot")?
+        }
+    };
     let build = t0.elapsed();
     let t1 = Instant::now();
     let generation = publisher.publish(&bytes).context("publishing snapshot")?;
+    if base.is_none() {
+        state.since_base.clear();
+        state.base_needed = false;
+    }
     Ok(PublishStats {
         generation,
+        base: base.is_none(),
+        bytes: bytes.len(),
         build,
         write: t1.elapsed(),
     })
@@ -641,6 +695,8 @@ async fn step(
         handle.generation.store(stats.generation, Ordering::Release);
         tracing::debug!(
             generation = stats.generation,
+            base = stats.base,
+            bytes = stats.bytes,
             plans = state.plans.len(),
             routers = state.routers.len(),
             subscribers = state.subscribers.len(),

@@ -1,6 +1,5 @@
 //! Building a snapshot file image from plain owned data (the daemon side).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use zerocopy::IntoBytes;
@@ -159,7 +158,19 @@ pub(crate) fn router_lookup_key(ip: IpAddr) -> (u8, [u8; 16]) {
     }
 }
 
-/// Builds the complete file image of a snapshot.
+/// What makes a file an overlay rather than a base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayOf {
+    /// Generation of the base the overlay applies to (the publisher's `base_generation()`).
+    pub base_generation: u64,
+    /// Ids of every subscriber changed or deleted since that base; the base's records for
+    /// them are ignored. The overlay's own subscribers must all be among them.
+    pub overridden_ids: Vec<i64>,
+    /// Number of subscribers that exist in all (base and overlay together).
+    pub subscriber_total: u64,
+}
+
+/// Builds the complete file image of a base snapshot holding every subscriber.
 ///
 /// `generation` must be the publisher's [`crate::Publisher::next_generation`];
 /// `published_at` is Unix seconds. The inputs need not be sorted.
@@ -170,6 +181,41 @@ pub fn build_snapshot(
     routers: &[RouterEntry],
     subscribers: &[SubscriberEntry],
 ) -> Result<Vec<u8>, BuildError> {
+    build_file(generation, published_at, plans, routers, subscribers, None)
+}
+
+/// Builds an overlay: all plans and routers, the subscribers changed since the base (as they
+/// are now), and the ids overridden since the base. Small, so a change is published quickly
+/// however many subscribers the base holds.
+pub fn build_overlay(
+    generation: u64,
+    published_at: i64,
+    plans: &[PlanEntry],
+    routers: &[RouterEntry],
+    changed_subscribers: &[SubscriberEntry],
+    overlay: &OverlayOf,
+) -> Result<Vec<u8>, BuildError> {
+    if overlay.base_generation == 0 || overlay.base_generation >= generation {
+        return Err(BuildError::BadBase(overlay.base_generation));
+    }
+    build_file(
+        generation,
+        published_at,
+        plans,
+        routers,
+        changed_subscribers,
+        Some(overlay),
+    )
+}
+
+fn build_file(
+    generation: u64,
+    published_at: i64,
+    plans: &[PlanEntry],
+    routers: &[RouterEntry],
+    subscribers: &[SubscriberEntry],
+    overlay: Option<&OverlayOf>,
+) -> Result<Vec<u8>, BuildError> {
     let mut strings = Strings {
         bytes: Vec::with_capacity(subscribers.len() * 24 + plans.len() * 32),
     };
@@ -177,10 +223,10 @@ pub fn build_snapshot(
     // Plans, sorted by id so the reader can binary-search.
     let mut plan_order: Vec<&PlanEntry> = plans.iter().collect();
     plan_order.sort_unstable_by_key(|p| p.id);
-    let mut plan_index_by_id = HashMap::with_capacity(plans.len());
+    let mut plan_ids = std::collections::HashSet::with_capacity(plans.len());
     let mut plan_records = Vec::with_capacity(plans.len());
-    for (index, plan) in plan_order.iter().enumerate() {
-        if plan_index_by_id.insert(plan.id, index).is_some() {
+    for plan in &plan_order {
+        if !plan_ids.insert(plan.id) {
             return Err(BuildError::DuplicatePlan(plan.id));
         }
         plan_records.push(PlanRecord {
@@ -233,13 +279,12 @@ pub fn build_snapshot(
     let mut seen_macs = std::collections::HashSet::with_capacity(mac_count);
     let mut subscriber_records = Vec::with_capacity(subscribers.len());
     for (index, subscriber) in subscribers.iter().enumerate() {
-        let plan_index =
-            *plan_index_by_id
-                .get(&subscriber.plan_id)
-                .ok_or(BuildError::UnknownPlan {
-                    username: subscriber.username.clone(),
-                    plan_id: subscriber.plan_id,
-                })?;
+        if !plan_ids.contains(&subscriber.plan_id) {
+            return Err(BuildError::UnknownPlan {
+                username: subscriber.username.clone(),
+                plan_id: subscriber.plan_id,
+            });
+        }
         if !seen_usernames.insert(subscriber.username.as_str()) {
             return Err(BuildError::DuplicateUsername(subscriber.username.clone()));
         }
@@ -268,14 +313,25 @@ pub fn build_snapshot(
             password: strings.push(&subscriber.password)?,
             expires_at: I64::new(subscriber.expires_at),
             data_remaining_bytes: U64::new(subscriber.data_remaining_bytes.unwrap_or(0)),
-            plan_index: U32::new(u32::try_from(plan_index).map_err(|_| BuildError::TooLarge)?),
+            plan_id: I64::new(subscriber.plan_id),
             static_ip: subscriber.static_ip.map_or([0; 4], |ip| ip.octets()),
             mac: subscriber.mac.unwrap_or([0; 6]),
             status: subscriber.status.code(),
             flags,
-            reserved: [0; 8],
+            reserved: [0; 4],
         });
     }
+
+    let mut overridden: Vec<i64> = overlay.map_or_else(Vec::new, |o| o.overridden_ids.clone());
+    overridden.sort_unstable();
+    overridden.dedup();
+    if let Some(stray) = subscribers
+        .iter()
+        .find(|s| overlay.is_some() && overridden.binary_search(&s.id).is_err())
+    {
+        return Err(BuildError::NotOverridden(stray.id));
+    }
+    let overridden: Vec<I64> = overridden.into_iter().map(I64::new).collect();
 
     let username_index: Vec<U32> = username_slots.into_iter().map(U32::new).collect();
     let mac_index: Vec<U32> = mac_slots.into_iter().map(U32::new).collect();
@@ -286,6 +342,7 @@ pub fn build_snapshot(
         username_index.as_slice().as_bytes(),
         mac_index.as_slice().as_bytes(),
         &strings.bytes,
+        overridden.as_slice().as_bytes(),
     ];
 
     let mut sections = [Section::default(); format::SECTION_COUNT];
@@ -305,12 +362,16 @@ pub fn build_snapshot(
         published_at: I64::new(published_at),
         file_len: U64::new(offset as u64),
         checksum: U64::new(0),
+        base_generation: U64::new(overlay.map_or(0, |o| o.base_generation)),
+        subscriber_total: U64::new(
+            overlay.map_or(subscribers.len() as u64, |o| o.subscriber_total),
+        ),
         plan_record_len: U16::new(size_of::<PlanRecord>() as u16),
         router_record_len: U16::new(size_of::<RouterRecord>() as u16),
         subscriber_record_len: U16::new(size_of::<SubscriberRecord>() as u16),
         reserved0: U16::new(0),
         sections,
-        reserved: [0; 104],
+        reserved: [0; 72],
     };
 
     let mut file = Vec::with_capacity(offset);

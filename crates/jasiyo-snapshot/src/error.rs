@@ -27,6 +27,12 @@ pub enum BuildError {
         /// The missing plan.
         plan_id: i64,
     },
+    /// An overlay names no base, or a base not older than itself.
+    #[error("an overlay needs an older base generation, got {0}")]
+    BadBase(u64),
+    /// An overlay carries a subscriber whose id is not in its overridden ids.
+    #[error("overlay subscriber {0} is missing from the overridden ids")]
+    NotOverridden(i64),
     /// More than 4 GiB of strings or 2^32 records.
     #[error("snapshot too large for format version 1")]
     TooLarge,
@@ -60,6 +66,14 @@ pub enum PublishError {
     /// The control file exists but is not ours.
     #[error("{} is not a jasiyo generation file", .0.display())]
     BadControlFile(PathBuf),
+    /// An overlay was built on another base than the one in place.
+    #[error("overlay is for base {found}, the published base is {expected:?}")]
+    WrongBase {
+        /// The base in place (`None` before the first base).
+        expected: Option<u64>,
+        /// The base the overlay names.
+        found: u64,
+    },
 }
 
 /// Why a snapshot file was refused by a reader.

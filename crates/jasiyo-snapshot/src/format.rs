@@ -10,6 +10,7 @@
 //! | username index     |   [u32; 2^k]             open addressing, xxh3-64 of the username
 //! | MAC index          |   [u32; 2^k]             open addressing, xxh3-64 of the 6 MAC bytes
 //! | strings            |   bytes referenced by StrRef {offset, len}
+//! | overridden ids     |   [i64; n]               sorted; overlays only (see below)
 //! +--------------------+ file_len
 //! ```
 //!
@@ -18,11 +19,22 @@
 //! Sizes are pinned by compile-time assertions. An index slot holds `record index + 1`, 0 is
 //! empty; lookups probe linearly from `hash & (len - 1)`.
 //!
+//! A file is either a **base** (`base_generation == 0`: every subscriber) or an **overlay** on
+//! the base whose generation it names: all plans and routers, the subscribers changed since
+//! that base, and the sorted ids of every subscriber changed or deleted since it. A lookup
+//! consults the overlay first, then the base, ignoring base records whose id the overlay
+//! overrides. Overlays keep a change at a million subscribers down to a small file.
+//!
 //! The checksum is xxh3-64 over the whole file with the checksum field itself skipped. It
 //! detects truncation and corruption, not tampering: the file is only writable by the
 //! daemon's user.
 
 use zerocopy::little_endian::{I64, U16, U32, U64};
+
+/// Name of a base file in the snapshot directory.
+pub fn base_file_name(generation: u64) -> String {
+    format!("base-{generation}.snap")
+}
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// First eight bytes of every snapshot file.
@@ -43,7 +55,8 @@ pub const SECTION_SUBSCRIBERS: usize = 2;
 pub const SECTION_USERNAME_INDEX: usize = 3;
 pub const SECTION_MAC_INDEX: usize = 4;
 pub const SECTION_STRINGS: usize = 5;
-pub const SECTION_COUNT: usize = 6;
+pub const SECTION_OVERRIDES: usize = 6;
+pub const SECTION_COUNT: usize = 7;
 
 /// Where a section lives in the file.
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -64,12 +77,16 @@ pub struct Header {
     pub published_at: I64,
     pub file_len: U64,
     pub checksum: U64,
+    /// 0 for a base; for an overlay, the generation of the base it applies to.
+    pub base_generation: U64,
+    /// Subscribers visible through this file (with its base, for an overlay).
+    pub subscriber_total: U64,
     pub plan_record_len: U16,
     pub router_record_len: U16,
     pub subscriber_record_len: U16,
     pub reserved0: U16,
     pub sections: [Section; SECTION_COUNT],
-    pub reserved: [u8; 104],
+    pub reserved: [u8; 72],
 }
 
 /// A string in the strings section. Absent optional strings have `len == 0` and a flag bit
@@ -138,13 +155,13 @@ pub struct SubscriberRecord {
     /// Unix seconds.
     pub expires_at: I64,
     pub data_remaining_bytes: U64,
-    /// Index into the plans section.
-    pub plan_index: U32,
+    /// Resolved against the plans of the newest file (an overlay's plans replace its base's).
+    pub plan_id: I64,
     pub static_ip: [u8; 4],
     pub mac: [u8; 6],
     pub status: u8,
     pub flags: u8,
-    pub reserved: [u8; 8],
+    pub reserved: [u8; 4],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_LEN);

@@ -1,13 +1,19 @@
 //! The subscriber snapshot: how `billing-daemon` hands subscriber state to `rlm_jasiyo`
 //! inside radiusd without a database call on the request path.
 //!
-//! A snapshot directory holds two files:
+//! A snapshot directory holds:
 //!
-//! - `subscribers.snap`: one complete snapshot (plans, routers, subscribers, hash indexes,
-//!   strings) in the explicit little-endian layout of [`format`], checksummed. A snapshot
-//!   file is **immutable**: the publisher writes a new one under a temporary name, syncs it
-//!   and renames it over the old one.
+//! - `base-<generation>.snap`: a complete snapshot (plans, routers, every subscriber, hash
+//!   indexes, strings) in the explicit little-endian layout of [`format`], checksummed.
+//! - `subscribers.snap`: the newest file, either a hard link to the newest base or a small
+//!   **overlay** on it carrying all plans and routers, the subscribers changed since that
+//!   base and the ids of those changed or deleted. The daemon writes a base at start and when
+//!   an overlay has grown large; every other change is an overlay, so a change costs in
+//!   proportion to what changed, not to the number of subscribers.
 //! - `generation`: one shared page holding the generation of the newest announced snapshot.
+//!
+//! Every snapshot file is **immutable**: the publisher writes a new one under a temporary
+//! name, syncs it and renames it into place.
 //!
 //! # Synchronization
 //!
@@ -15,7 +21,9 @@
 //! thread, through one [`SnapshotReader`] per module instance, possibly several processes).
 //!
 //! 1. **Publishing.** The publisher validates the new image, writes it to a temporary file,
-//!    `fsync`s it, `rename`s it over `subscribers.snap` and `fsync`s the directory. Only then
+//!    `fsync`s it, `rename`s it into place (a base under its own name, then linked over
+//!    `subscribers.snap`; an overlay straight over `subscribers.snap`) and `fsync`s the
+//!    directory. Only then
 //!    does it store the new generation into the control page with `Release` ordering. Rename
 //!    is atomic, so at every instant the path names either the old file or the new one,
 //!    complete. A crash before the rename leaves only a stray temporary file; a crash after
@@ -25,8 +33,12 @@
 //!    generation and compares it with the generation it last handled (an atomic of its own).
 //!    Equal: nothing to do. This is the whole cost of staying current.
 //! 3. **Loading.** When the generation moved, one thread wins a `compare_exchange` on the
-//!    reader's `loading` flag, opens the path, maps it, and validates it completely
-//!    (magic, version, length, checksum, every offset). Threads that lose the race do not
+//!    reader's `loading` flag, opens `subscribers.snap`, maps it, and validates it completely
+//!    (magic, version, length, checksum, every offset). An overlay on the base already
+//!    mapped reuses that mapping; an overlay on a new base opens and validates
+//!    `base-<generation>.snap` too. The publisher keeps the previous base file, so a reader
+//!    that read an overlay just before a new base appeared still finds its base (and if it
+//!    does not, it simply tries again on the next request). Threads that lose the race do not
 //!    wait: they keep using the current snapshot. A file that fails validation is refused,
 //!    logged by the caller, and the previous snapshot stays current; that generation is not
 //!    retried. Because files are never modified after the rename, a mapping, once
@@ -59,7 +71,8 @@ mod reader;
 mod snapshot;
 
 pub use builder::{
-    PlanEntry, RouterEntry, Service, SubscriberEntry, SubscriberStatus, build_snapshot,
+    OverlayOf, PlanEntry, RouterEntry, Service, SubscriberEntry, SubscriberStatus, build_overlay,
+    build_snapshot,
 };
 pub use error::{BuildError, PublishError, SnapshotError};
 pub use publish::Publisher;

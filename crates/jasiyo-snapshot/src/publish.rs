@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use crate::control::{CONTROL_LEN, ControlMap, control_path, snapshot_path};
 use crate::error::PublishError;
-use crate::snapshot::Snapshot;
+use crate::format;
+use crate::snapshot::SnapshotFile;
 
 /// Mode of the snapshot directory: the daemon's user writes, the group (freerad) reads.
 const DIR_MODE: u32 = 0o750;
@@ -23,6 +24,8 @@ pub struct Publisher {
     group: Option<u32>,
     control: ControlMap,
     last_generation: u64,
+    /// Generation of the base in place, which overlays must name.
+    base_generation: Option<u64>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -100,12 +103,21 @@ impl Publisher {
         // Continue after whatever was published before, even if the daemon crashed between
         // renaming a snapshot into place and announcing it.
         let announced = control.generation().load(Ordering::Acquire);
-        let on_disk = Snapshot::open(&snapshot_path(dir)).map_or(0, |s| s.generation());
+        let head = SnapshotFile::open(&snapshot_path(dir)).ok();
+        let on_disk = head.as_ref().map_or(0, SnapshotFile::generation);
+        // Overlays may only follow a base that is still on disk.
+        let base_generation = head
+            .map(|h| match h.base_generation() {
+                0 => h.generation(),
+                base => base,
+            })
+            .filter(|base| dir.join(format::base_file_name(*base)).exists());
         Ok(Self {
             dir: dir.to_owned(),
             group,
             control,
             last_generation: announced.max(on_disk),
+            base_generation,
         })
     }
 
@@ -147,20 +159,29 @@ impl Publisher {
         self.last_generation
     }
 
+    /// The base generation overlays must be built on ([`crate::OverlayOf::base_generation`]);
+    /// `None` until a base has been published, when the next publication must be a base.
+    pub fn base_generation(&self) -> Option<u64> {
+        self.base_generation
+    }
+
     /// Path of the snapshot file readers open.
     pub fn snapshot_path(&self) -> PathBuf {
         snapshot_path(&self.dir)
     }
 
-    /// Publishes a snapshot built by [`crate::build_snapshot`] with [`Self::next_generation`].
+    /// Publishes a base built by [`crate::build_snapshot`] or an overlay built by
+    /// [`crate::build_overlay`], with [`Self::next_generation`].
     ///
-    /// The bytes are checked, written to a temporary file, synced, renamed over the current
-    /// snapshot (atomic: a reader opens either the old file or the new one, whole), and only
-    /// then announced by storing the generation (Release) in the control file. A crash at any
-    /// point leaves readers on the last announced snapshot.
+    /// The bytes are checked, written to a temporary file, synced, and renamed into place
+    /// (atomic: a reader opens either the old file or the new one, whole), and only then
+    /// announced by storing the generation (Release) in the control file. A base is written
+    /// as `base-<generation>.snap` and linked as `subscribers.snap`; an overlay replaces
+    /// `subscribers.snap` only. A crash at any point leaves readers on the last announced
+    /// snapshot.
     pub fn publish(&mut self, snapshot_bytes: &[u8]) -> Result<u64, PublishError> {
-        let checked = Snapshot::from_bytes(snapshot_bytes.to_vec())?;
-        let generation = checked.generation();
+        let checked = SnapshotFile::from_bytes(snapshot_bytes.to_vec())?;
+        let (generation, base) = (checked.generation(), checked.base_generation());
         drop(checked);
         if generation != self.next_generation() {
             return Err(PublishError::WrongGeneration {
@@ -168,30 +189,76 @@ impl Publisher {
                 found: generation,
             });
         }
+        if base != 0 && Some(base) != self.base_generation {
+            return Err(PublishError::WrongBase {
+                expected: self.base_generation,
+                found: base,
+            });
+        }
 
-        let target = snapshot_path(&self.dir);
-        let temporary = self
-            .dir
-            .join(format!(".subscribers.snap.tmp-{}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&temporary)
-            .map_err(io_error("creating", &temporary))?;
-        set_owner_and_mode(&temporary, &file, self.group, FILE_MODE)?;
-        file.write_all(snapshot_bytes)
-            .map_err(io_error("writing", &temporary))?;
-        file.sync_all().map_err(io_error("syncing", &temporary))?;
-        drop(file);
-        fs::rename(&temporary, &target).map_err(io_error("renaming into place", &target))?;
+        let head = snapshot_path(&self.dir);
+        let head_temporary = self.temporary("subscribers.snap");
+        if base == 0 {
+            let base_path = self.dir.join(format::base_file_name(generation));
+            let base_temporary = self.temporary("base.snap");
+            self.write_synced(&base_temporary, snapshot_bytes)?;
+            fs::rename(&base_temporary, &base_path)
+                .map_err(io_error("renaming into place", &base_path))?;
+            let _ = fs::remove_file(&head_temporary);
+            fs::hard_link(&base_path, &head_temporary)
+                .map_err(io_error("linking", &head_temporary))?;
+        } else {
+            self.write_synced(&head_temporary, snapshot_bytes)?;
+        }
+        fs::rename(&head_temporary, &head).map_err(io_error("renaming into place", &head))?;
         sync_dir(&self.dir)?;
 
         self.control
             .generation()
             .store(generation, Ordering::Release);
         self.last_generation = generation;
+        if base == 0 {
+            let previous = self.base_generation.replace(generation);
+            self.remove_old_bases(previous);
+        }
         Ok(generation)
+    }
+
+    fn temporary(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".{name}.tmp-{}", std::process::id()))
+    }
+
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(path)
+            .map_err(io_error("creating", path))?;
+        set_owner_and_mode(path, &file, self.group, FILE_MODE)?;
+        file.write_all(bytes).map_err(io_error("writing", path))?;
+        file.sync_all().map_err(io_error("syncing", path))
+    }
+
+    /// Removes base files older than the previous base. The previous one stays, for readers
+    /// that saw an overlay on it just before the new base was announced; mappings of removed
+    /// files stay valid for readers still holding them.
+    fn remove_old_bases(&self, previous: Option<u64>) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let keep = [self.base_generation, previous];
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let generation = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("base-"))
+                .and_then(|n| n.strip_suffix(".snap"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if generation.is_some_and(|g| !keep.contains(&Some(g))) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 }

@@ -122,7 +122,8 @@ impl SnapshotReader {
             self.handled_generation.store(announced, Ordering::Release);
             return Refresh::Unchanged;
         }
-        let outcome = match Snapshot::open(&self.snapshot_path) {
+        let current = self.current.load();
+        let outcome = match Snapshot::open_reusing(&self.snapshot_path, Some(&current)) {
             Ok(snapshot) if snapshot.generation() >= announced => {
                 let generation = snapshot.generation();
                 self.current.store(Arc::new(snapshot));
@@ -134,6 +135,13 @@ impl SnapshotReader {
                 generation: announced,
                 error: SnapshotError::Malformed("file is older than its announcement"),
             },
+            // A base removed between reading the overlay and opening the base: a newer
+            // publication is already in place; try again on the next request.
+            Err(SnapshotError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Refresh::Unchanged;
+            }
             Err(error) => Refresh::Refused {
                 generation: announced,
                 error,

@@ -1,5 +1,8 @@
 //! A validated snapshot and the lookups the module performs on it.
 //!
+//! A [`Snapshot`] is one file ([`SnapshotFile`]), or an overlay file on top of its base file
+//! (see [`crate::format`]). Lookups consult the overlay, then the base.
+//!
 //! Validation happens once, when the file is opened: checksum, every section in bounds, every
 //! string reference inside the strings section, every plan index and index slot in range.
 //! Lookups still use checked slicing (`get`), so a bug here can return `None` but never read
@@ -9,9 +12,10 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use zerocopy::FromBytes;
-use zerocopy::little_endian::U32;
+use zerocopy::little_endian::{I64, U32};
 
 use crate::builder::{Service, SubscriberStatus, router_lookup_key};
 use crate::error::SnapshotError;
@@ -33,29 +37,19 @@ impl Backing {
     }
 }
 
-/// One complete, validated snapshot.
-pub struct Snapshot {
+/// One validated snapshot file: a base or an overlay.
+pub(crate) struct SnapshotFile {
     backing: Backing,
     generation: u64,
     published_at: i64,
+    base_generation: u64,
+    subscriber_total: u64,
     sections: [Range<usize>; format::SECTION_COUNT],
 }
 
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("generation", &self.generation)
-            .field("published_at", &self.published_at)
-            .field("plans", &self.plan_count())
-            .field("routers", &self.router_count())
-            .field("subscribers", &self.subscriber_count())
-            .finish()
-    }
-}
-
-impl Snapshot {
+impl SnapshotFile {
     /// Maps and validates the snapshot file at `path`.
-    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, SnapshotError> {
         let io = |action| {
             move |source| SnapshotError::Io {
                 action,
@@ -82,7 +76,7 @@ impl Snapshot {
     }
 
     /// Validates a snapshot held in memory.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SnapshotError> {
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Result<Self, SnapshotError> {
         Self::validate(Backing::Owned(bytes))
     }
 
@@ -137,6 +131,8 @@ impl Snapshot {
         let snapshot = Self {
             generation: header.generation.get(),
             published_at: header.published_at.get(),
+            base_generation: header.base_generation.get(),
+            subscriber_total: header.subscriber_total.get(),
             sections,
             backing,
         };
@@ -193,8 +189,12 @@ impl Snapshot {
             if !string_ok(&subscriber.username) || !string_ok(&subscriber.password) {
                 return Err(SnapshotError::Malformed("subscriber string"));
             }
-            if subscriber.plan_index.get() as usize >= plans.len() {
-                return Err(SnapshotError::Malformed("subscriber plan index"));
+            let plan_id = subscriber.plan_id.get();
+            if plans
+                .binary_search_by_key(&plan_id, |p| p.id.get())
+                .is_err()
+            {
+                return Err(SnapshotError::Malformed("subscriber plan"));
             }
             if SubscriberStatus::from_code(subscriber.status).is_none() {
                 return Err(SnapshotError::Malformed("subscriber status"));
@@ -214,6 +214,19 @@ impl Snapshot {
             if slots.iter().all(|s| s.get() != 0) {
                 return Err(SnapshotError::Malformed("index full"));
             }
+        }
+        let overrides = self
+            .records::<I64>(format::SECTION_OVERRIDES)
+            .ok_or(SnapshotError::Malformed("overrides section"))?;
+        if overrides.windows(2).any(|w| w[0].get() >= w[1].get()) {
+            return Err(SnapshotError::Malformed("overrides not sorted"));
+        }
+        if self.base_generation == 0 {
+            if !overrides.is_empty() || self.subscriber_total != subscribers.len() as u64 {
+                return Err(SnapshotError::Malformed("base with overlay fields"));
+            }
+        } else if self.base_generation >= self.generation {
+            return Err(SnapshotError::Malformed("overlay base is not older"));
         }
         Ok(())
     }
@@ -244,64 +257,43 @@ impl Snapshot {
             .unwrap_or(&[])
     }
 
-    /// The generation the daemon gave this snapshot; strictly increasing.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// When the daemon built it, in Unix seconds.
-    pub fn published_at(&self) -> i64 {
-        self.published_at
+    /// 0 for a base.
+    pub(crate) fn base_generation(&self) -> u64 {
+        self.base_generation
     }
 
-    /// Total size of the file image in bytes.
-    pub fn len_bytes(&self) -> usize {
-        self.bytes().len()
+    fn subscriber_records(&self) -> &[SubscriberRecord] {
+        self.records(format::SECTION_SUBSCRIBERS).unwrap_or(&[])
     }
 
-    /// Number of subscribers.
-    pub fn subscriber_count(&self) -> usize {
-        self.records::<SubscriberRecord>(format::SECTION_SUBSCRIBERS)
-            .map_or(0, <[_]>::len)
+    fn plan_records(&self) -> &[PlanRecord] {
+        self.records(format::SECTION_PLANS).unwrap_or(&[])
     }
 
-    /// Number of plans.
-    pub fn plan_count(&self) -> usize {
-        self.records::<PlanRecord>(format::SECTION_PLANS)
-            .map_or(0, <[_]>::len)
+    fn router_records(&self) -> &[RouterRecord] {
+        self.records(format::SECTION_ROUTERS).unwrap_or(&[])
     }
 
-    /// Number of routers.
-    pub fn router_count(&self) -> usize {
-        self.records::<RouterRecord>(format::SECTION_ROUTERS)
-            .map_or(0, <[_]>::len)
-    }
-
-    fn subscriber_at(&self, index: usize) -> Option<SubscriberView<'_>> {
-        let record = self
-            .records::<SubscriberRecord>(format::SECTION_SUBSCRIBERS)?
-            .get(index)?;
-        Some(SubscriberView {
-            snapshot: self,
-            record,
-        })
-    }
-
-    /// Probes an index for `key`, calling `matches` on each candidate record.
+    /// Probes an index for `key`; `matches` confirms a candidate record.
     fn probe(
         &self,
         section: usize,
         key: &[u8],
-        matches: impl Fn(&SubscriberView<'_>) -> bool,
-    ) -> Option<SubscriberView<'_>> {
+        matches: impl Fn(&SubscriberRecord) -> bool,
+    ) -> Option<&SubscriberRecord> {
         let slots = self.records::<U32>(section)?;
+        let records = self.subscriber_records();
         let mask = slots.len().checked_sub(1)?;
         let mut slot = (format::index_hash(key) as usize) & mask;
         // Validation guarantees an empty slot, so this ends; the bound is belt and braces.
         for _ in 0..slots.len() {
             let value = slots.get(slot)?.get() as usize;
-            let candidate = self.subscriber_at(value.checked_sub(1)?)?;
-            if matches(&candidate) {
+            let candidate = records.get(value.checked_sub(1)?)?;
+            if matches(candidate) {
                 return Some(candidate);
             }
             slot = (slot + 1) & mask;
@@ -309,51 +301,231 @@ impl Snapshot {
         None
     }
 
+    fn find_username(&self, username: &[u8]) -> Option<&SubscriberRecord> {
+        self.probe(format::SECTION_USERNAME_INDEX, username, |r| {
+            self.string(&r.username) == username
+        })
+    }
+
+    fn find_mac(&self, mac: [u8; 6]) -> Option<&SubscriberRecord> {
+        self.probe(format::SECTION_MAC_INDEX, &mac, |r| {
+            r.flags & format::SUBSCRIBER_HAS_MAC != 0 && r.mac == mac
+        })
+    }
+
+    /// Whether this overlay replaces (or deletes) the base's subscriber `id`.
+    fn overrides(&self, id: i64) -> bool {
+        self.records::<I64>(format::SECTION_OVERRIDES)
+            .is_some_and(|ids| ids.binary_search_by_key(&id, |i| i.get()).is_ok())
+    }
+
+    fn plan_record(&self, id: i64) -> Option<&PlanRecord> {
+        let plans = self.plan_records();
+        plans.get(plans.binary_search_by_key(&id, |p| p.id.get()).ok()?)
+    }
+}
+
+/// A complete view of subscriber state: a base file, or an overlay on its base.
+pub struct Snapshot {
+    head: Arc<SnapshotFile>,
+    /// The base under an overlay; `None` when `head` is itself a base.
+    base: Option<Arc<SnapshotFile>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation())
+            .field("base_generation", &self.base_generation())
+            .field("published_at", &self.published_at())
+            .field("plans", &self.plan_count())
+            .field("routers", &self.router_count())
+            .field("subscribers", &self.subscriber_count())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Opens the snapshot whose newest file is `path`: a base, or an overlay whose base
+    /// (`base-<generation>.snap`) is opened from the same directory.
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+        Self::open_reusing(path, None)
+    }
+
+    /// Like [`Self::open`], reusing `previous`'s base mapping when the new file is an overlay
+    /// on the same base (the common case: only the small overlay is read).
+    pub(crate) fn open_reusing(
+        path: &Path,
+        previous: Option<&Self>,
+    ) -> Result<Self, SnapshotError> {
+        let head = SnapshotFile::open(path)?;
+        if head.base_generation == 0 {
+            return Ok(Self {
+                head: Arc::new(head),
+                base: None,
+            });
+        }
+        let wanted = head.base_generation;
+        let reusable = previous.and_then(|p| {
+            [p.base.as_ref(), Some(&p.head)]
+                .into_iter()
+                .flatten()
+                .find(|f| f.base_generation == 0 && f.generation == wanted)
+                .cloned()
+        });
+        let base = match reusable {
+            Some(base) => base,
+            None => {
+                let base_path = path.with_file_name(format::base_file_name(wanted));
+                Arc::new(SnapshotFile::open(&base_path)?)
+            }
+        };
+        Self::combine(head, base)
+    }
+
+    fn combine(head: SnapshotFile, base: Arc<SnapshotFile>) -> Result<Self, SnapshotError> {
+        if base.base_generation != 0 || base.generation != head.base_generation {
+            return Err(SnapshotError::Malformed("overlay and base do not match"));
+        }
+        Ok(Self {
+            head: Arc::new(head),
+            base: Some(base),
+        })
+    }
+
+    /// Validates a base snapshot held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SnapshotError> {
+        let head = SnapshotFile::from_bytes(bytes)?;
+        if head.base_generation != 0 {
+            return Err(SnapshotError::Malformed("an overlay needs its base"));
+        }
+        Ok(Self {
+            head: Arc::new(head),
+            base: None,
+        })
+    }
+
+    /// Validates an overlay and its base held in memory.
+    pub fn from_base_and_overlay(base: Vec<u8>, overlay: Vec<u8>) -> Result<Self, SnapshotError> {
+        let base = SnapshotFile::from_bytes(base)?;
+        Self::combine(SnapshotFile::from_bytes(overlay)?, Arc::new(base))
+    }
+
+    /// The generation the daemon gave this snapshot; strictly increasing.
+    pub fn generation(&self) -> u64 {
+        self.head.generation
+    }
+
+    /// The generation of the base under an overlay, `None` for a base.
+    pub fn base_generation(&self) -> Option<u64> {
+        self.base.as_ref().map(|b| b.generation)
+    }
+
+    /// When the daemon built it, in Unix seconds.
+    pub fn published_at(&self) -> i64 {
+        self.head.published_at
+    }
+
+    /// Total size of the mapped files in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.head.bytes().len() + self.base.as_ref().map_or(0, |b| b.bytes().len())
+    }
+
+    /// Number of subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        usize::try_from(self.head.subscriber_total).unwrap_or(usize::MAX)
+    }
+
+    /// Number of plans.
+    pub fn plan_count(&self) -> usize {
+        self.head.plan_records().len()
+    }
+
+    /// Number of routers.
+    pub fn router_count(&self) -> usize {
+        self.head.router_records().len()
+    }
+
+    fn view<'a>(
+        &'a self,
+        file: &'a SnapshotFile,
+        record: &'a SubscriberRecord,
+    ) -> SubscriberView<'a> {
+        SubscriberView {
+            file,
+            plans: &self.head,
+            record,
+        }
+    }
+
+    /// Looks in the overlay, then in the base unless the overlay overrides what it finds.
+    fn find(
+        &self,
+        lookup: impl Fn(&SnapshotFile) -> Option<&SubscriberRecord>,
+    ) -> Option<SubscriberView<'_>> {
+        if let Some(record) = lookup(&self.head) {
+            return Some(self.view(&self.head, record));
+        }
+        let base = self.base.as_deref()?;
+        let record = lookup(base).filter(|r| !self.head.overrides(r.id.get()))?;
+        Some(self.view(base, record))
+    }
+
     /// The subscriber with exactly this username (case-sensitive, as RADIUS sends it).
     pub fn subscriber_by_username(&self, username: &[u8]) -> Option<SubscriberView<'_>> {
-        self.probe(format::SECTION_USERNAME_INDEX, username, |s| {
-            s.username() == username
-        })
+        self.find(|file| file.find_username(username))
     }
 
     /// The subscriber bound to this MAC address (Hotspot MAC login).
     pub fn subscriber_by_mac(&self, mac: [u8; 6]) -> Option<SubscriberView<'_>> {
-        self.probe(format::SECTION_MAC_INDEX, &mac, |s| s.mac() == Some(mac))
+        self.find(|file| file.find_mac(mac))
     }
 
     /// The router whose address is `ip` (an IPv4-mapped IPv6 address matches its IPv4 form).
     pub fn router_by_ip(&self, ip: IpAddr) -> Option<RouterView<'_>> {
         let key = router_lookup_key(ip);
-        let routers = self.records::<RouterRecord>(format::SECTION_ROUTERS)?;
+        let routers = self.head.router_records();
         let index = routers
             .binary_search_by(|r| (r.family, r.address).cmp(&key))
             .ok()?;
         Some(RouterView {
-            snapshot: self,
+            file: &self.head,
             record: routers.get(index)?,
         })
     }
 
     /// The plan with this id.
     pub fn plan_by_id(&self, id: i64) -> Option<PlanView<'_>> {
-        let plans = self.records::<PlanRecord>(format::SECTION_PLANS)?;
-        let index = plans.binary_search_by_key(&id, |p| p.id.get()).ok()?;
         Some(PlanView {
-            snapshot: self,
-            record: plans.get(index)?,
+            file: &self.head,
+            record: self.head.plan_record(id)?,
         })
     }
 
-    /// All subscribers, in file order (tests and diagnostics).
+    /// All subscribers: the overlay's, then the base's that it does not override.
     pub fn subscribers(&self) -> impl Iterator<Item = SubscriberView<'_>> {
-        (0..self.subscriber_count()).filter_map(|i| self.subscriber_at(i))
+        let head = self
+            .head
+            .subscriber_records()
+            .iter()
+            .map(|r| self.view(&self.head, r));
+        let base = self.base.iter().flat_map(move |base| {
+            base.subscriber_records()
+                .iter()
+                .filter(|r| !self.head.overrides(r.id.get()))
+                .map(move |r| self.view(base, r))
+        });
+        head.chain(base)
     }
 }
 
 /// A subscriber inside a snapshot.
 #[derive(Clone, Copy)]
 pub struct SubscriberView<'a> {
-    snapshot: &'a Snapshot,
+    /// The file holding the record and its strings.
+    file: &'a SnapshotFile,
+    /// The newest file, whose plans are current.
+    plans: &'a SnapshotFile,
     record: &'a SubscriberRecord,
 }
 
@@ -377,23 +549,20 @@ impl<'a> SubscriberView<'a> {
 
     /// Username as stored.
     pub fn username(&self) -> &'a [u8] {
-        self.snapshot.string(&self.record.username)
+        self.file.string(&self.record.username)
     }
 
     /// Clear-text password.
     pub fn password(&self) -> &'a [u8] {
-        self.snapshot.string(&self.record.password)
+        self.file.string(&self.record.password)
     }
 
-    /// The subscriber's plan (validated to exist when the snapshot was opened).
+    /// The subscriber's plan as it is now; `None` only if the plan was deleted since the
+    /// base was written (the daemon refuses to delete plans in use).
     pub fn plan(&self) -> Option<PlanView<'a>> {
-        let record = self
-            .snapshot
-            .records::<PlanRecord>(format::SECTION_PLANS)?
-            .get(self.record.plan_index.get() as usize)?;
         Some(PlanView {
-            snapshot: self.snapshot,
-            record,
+            file: self.plans,
+            record: self.plans.plan_record(self.record.plan_id.get())?,
         })
     }
 
@@ -429,7 +598,7 @@ impl<'a> SubscriberView<'a> {
 /// A plan inside a snapshot.
 #[derive(Clone, Copy)]
 pub struct PlanView<'a> {
-    snapshot: &'a Snapshot,
+    file: &'a SnapshotFile,
     record: &'a PlanRecord,
 }
 
@@ -451,13 +620,13 @@ impl<'a> PlanView<'a> {
 
     /// `Mikrotik-Rate-Limit` value.
     pub fn rate_limit(&self) -> &'a [u8] {
-        self.snapshot.string(&self.record.rate_limit)
+        self.file.string(&self.record.rate_limit)
     }
 
     /// `Framed-Pool` name, if the plan has one.
     pub fn ip_pool(&self) -> Option<&'a [u8]> {
         (self.record.flags & format::PLAN_HAS_IP_POOL != 0)
-            .then(|| self.snapshot.string(&self.record.ip_pool))
+            .then(|| self.file.string(&self.record.ip_pool))
     }
 
     /// Which services the plan may be used for.
@@ -469,7 +638,7 @@ impl<'a> PlanView<'a> {
 /// A router inside a snapshot.
 #[derive(Clone, Copy)]
 pub struct RouterView<'a> {
-    snapshot: &'a Snapshot,
+    file: &'a SnapshotFile,
     record: &'a RouterRecord,
 }
 
@@ -502,17 +671,17 @@ impl<'a> RouterView<'a> {
 
     /// RADIUS shared secret.
     pub fn secret(&self) -> &'a [u8] {
-        self.snapshot.string(&self.record.secret)
+        self.file.string(&self.record.secret)
     }
 
     /// NAS-Identifier, if the operator set one.
     pub fn nas_identifier(&self) -> Option<&'a [u8]> {
         (self.record.flags & format::ROUTER_HAS_NAS_IDENTIFIER != 0)
-            .then(|| self.snapshot.string(&self.record.nas_identifier))
+            .then(|| self.file.string(&self.record.nas_identifier))
     }
 
     /// Operator-given name (used as the FreeRADIUS client short name).
     pub fn name(&self) -> &'a [u8] {
-        self.snapshot.string(&self.record.name)
+        self.file.string(&self.record.name)
     }
 }

@@ -231,7 +231,7 @@ fn structurally_bad_files_are_refused_even_with_a_valid_checksum() {
         Snapshot::from_bytes(bytes),
         Err(SnapshotError::Malformed(_))
     ));
-    // A plan index out of range.
+    // A plan that does not exist.
     let mut bytes = sample(1, 5);
     bytes[subscribers + 40..subscribers + 44].copy_from_slice(&3u32.to_le_bytes());
     reseal(&mut bytes);
@@ -241,7 +241,7 @@ fn structurally_bad_files_are_refused_even_with_a_valid_checksum() {
     ));
     // A section beyond the end of the file.
     let mut bytes = sample(1, 5);
-    let strings_offset = 64 + 16 * format::SECTION_STRINGS;
+    let strings_offset = 72 + 16 * format::SECTION_STRINGS;
     bytes[strings_offset..strings_offset + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     reseal(&mut bytes);
     assert!(matches!(
@@ -518,4 +518,302 @@ fn concurrent_publish_while_readers_read() {
     }
     let _ = reader.refresh();
     assert_eq!(reader.current().generation(), 60);
+}
+
+fn overlay_of(base_generation: u64, overridden_ids: &[i64], subscriber_total: u64) -> OverlayOf {
+    OverlayOf {
+        base_generation,
+        overridden_ids: overridden_ids.to_vec(),
+        subscriber_total,
+    }
+}
+
+#[test]
+fn overlay_changes_renames_deletes_and_adds() {
+    let base = sample(1, 100);
+    let mut plans = vec![
+        plan(1, Service::Pppoe),
+        plan(2, Service::Hotspot),
+        plan(7, Service::Both),
+    ];
+    plans[1].rate_limit = "20M/20M".into();
+    plans.push(plan(9, Service::Both));
+    let mut changed_password = subscriber(5, 1);
+    changed_password.password = "new-password".into();
+    let mut renamed = subscriber(6, 1);
+    renamed.username = "renamed6".into();
+    let mut added = subscriber(200, 9);
+    added.mac = Some([0xAA; 6]);
+    let overlay = build_overlay(
+        2,
+        0,
+        &plans,
+        &[router(3, 3)],
+        &[changed_password, renamed, added],
+        &overlay_of(1, &[5, 6, 7, 200], 100),
+    )
+    .unwrap();
+    let snapshot = Snapshot::from_base_and_overlay(base, overlay).unwrap();
+    assert_eq!(snapshot.generation(), 2);
+    assert_eq!(snapshot.base_generation(), Some(1));
+    assert_eq!(snapshot.subscriber_count(), 100);
+    assert_eq!(snapshot.subscribers().count(), 100);
+
+    assert_eq!(
+        snapshot
+            .subscriber_by_username(b"user5")
+            .unwrap()
+            .password(),
+        b"new-password"
+    );
+    assert!(
+        snapshot.subscriber_by_username(b"user6").is_none(),
+        "old name of a renamed user"
+    );
+    assert_eq!(
+        snapshot.subscriber_by_username(b"renamed6").unwrap().id(),
+        6
+    );
+    assert!(
+        snapshot.subscriber_by_username(b"user7").is_none(),
+        "deleted"
+    );
+    assert_eq!(
+        snapshot
+            .subscriber_by_username(b"user200")
+            .unwrap()
+            .plan()
+            .unwrap()
+            .id(),
+        9
+    );
+    assert_eq!(snapshot.subscriber_by_mac([0xAA; 6]).unwrap().id(), 200);
+    assert_eq!(
+        snapshot
+            .subscriber_by_mac(subscriber(8, 1).mac.unwrap())
+            .unwrap()
+            .id(),
+        8
+    );
+    // Unchanged base subscribers see the overlay's plans.
+    let base_user = snapshot.subscriber_by_username(b"user1").unwrap();
+    assert_eq!(base_user.plan().unwrap().id(), 2);
+    assert_eq!(base_user.plan().unwrap().rate_limit(), b"20M/20M");
+    // Routers come from the overlay alone.
+    assert!(
+        snapshot
+            .router_by_ip("127.0.0.1".parse().unwrap())
+            .is_none()
+    );
+    assert_eq!(
+        snapshot
+            .router_by_ip("127.0.0.3".parse().unwrap())
+            .unwrap()
+            .id(),
+        3
+    );
+}
+
+#[test]
+fn overlays_are_checked() {
+    let plans = [plan(1, Service::Both)];
+    assert!(matches!(
+        build_overlay(
+            2,
+            0,
+            &plans,
+            &[],
+            &[subscriber(1, 1)],
+            &overlay_of(1, &[], 1)
+        ),
+        Err(BuildError::NotOverridden(1))
+    ));
+    assert!(matches!(
+        build_overlay(2, 0, &plans, &[], &[], &overlay_of(2, &[], 0)),
+        Err(BuildError::BadBase(2))
+    ));
+    let overlay = build_overlay(3, 0, &plans, &[], &[], &overlay_of(2, &[], 0)).unwrap();
+    assert!(matches!(
+        Snapshot::from_bytes(overlay.clone()),
+        Err(SnapshotError::Malformed(_))
+    ));
+    // An overlay on the wrong base is refused.
+    assert!(Snapshot::from_base_and_overlay(sample(1, 3), overlay).is_err());
+}
+
+#[test]
+fn publisher_writes_bases_and_overlays_and_readers_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    assert_eq!(publisher.base_generation(), None);
+    let plans = [
+        plan(1, Service::Pppoe),
+        plan(2, Service::Hotspot),
+        plan(7, Service::Both),
+    ];
+    let overlay = build_overlay(1, 0, &plans, &[], &[], &overlay_of(1, &[], 0));
+    assert!(overlay.is_err(), "no base yet");
+
+    publish_sample(&mut publisher, 10);
+    assert_eq!(publisher.base_generation(), Some(1));
+    let reader = SnapshotReader::open(dir.path()).unwrap();
+
+    let mut changed = subscriber(3, 1);
+    changed.password = "changed".into();
+    let overlay = build_overlay(2, 0, &plans, &[], &[changed], &overlay_of(1, &[3, 4], 9)).unwrap();
+    assert_eq!(publisher.publish(&overlay).unwrap(), 2);
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 2 }
+    ));
+    let current = reader.current();
+    assert_eq!(current.base_generation(), Some(1));
+    assert_eq!(
+        current.subscriber_by_username(b"user3").unwrap().password(),
+        b"changed"
+    );
+    assert!(current.subscriber_by_username(b"user4").is_none());
+    assert_eq!(current.subscriber_count(), 9);
+
+    // An overlay on a base that is not the one in place is refused by the publisher.
+    let stray = build_overlay(3, 0, &plans, &[], &[], &overlay_of(2, &[], 9)).unwrap();
+    assert!(matches!(
+        publisher.publish(&stray),
+        Err(PublishError::WrongBase { .. })
+    ));
+
+    // Two more bases: the one before the previous base is removed; the reader follows.
+    publish_sample(&mut publisher, 20);
+    publish_sample(&mut publisher, 30);
+    assert_eq!(publisher.base_generation(), Some(4));
+    assert!(!dir.path().join("base-1.snap").exists());
+    assert!(dir.path().join("base-3.snap").exists());
+    assert!(dir.path().join("base-4.snap").exists());
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 4 }
+    ));
+    assert_eq!(reader.current().subscriber_count(), 30);
+    assert_eq!(reader.current().base_generation(), None);
+    // The guard taken before still reads its overlay and base.
+    assert_eq!(
+        current.subscriber_by_username(b"user3").unwrap().password(),
+        b"changed"
+    );
+
+    // A restarted publisher continues on the same base.
+    drop(publisher);
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    assert_eq!(publisher.base_generation(), Some(4));
+    let overlay = build_overlay(5, 0, &plans, &[], &[], &overlay_of(4, &[30], 29)).unwrap();
+    publisher.publish(&overlay).unwrap();
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 5 }
+    ));
+    assert!(reader.current().subscriber_by_username(b"user30").is_none());
+    assert!(reader.current().subscriber_by_username(b"user29").is_some());
+}
+
+#[test]
+fn reader_retries_when_the_base_of_an_overlay_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    publish_sample(&mut publisher, 5);
+    publish_sample(&mut publisher, 6);
+    let plans = [
+        plan(1, Service::Pppoe),
+        plan(2, Service::Hotspot),
+        plan(7, Service::Both),
+    ];
+    // A reader that only ever saw base 1 and must now open base 2 under an overlay.
+    let reader_dir = tempfile::tempdir().unwrap();
+    let mut reader_publisher = Publisher::open(reader_dir.path(), None).unwrap();
+    publish_sample(&mut reader_publisher, 5);
+    let reader = SnapshotReader::open(reader_dir.path()).unwrap();
+    publish_sample(&mut reader_publisher, 6);
+    let overlay = build_overlay(3, 0, &plans, &[], &[], &overlay_of(2, &[], 6)).unwrap();
+    reader_publisher.publish(&overlay).unwrap();
+    std::fs::rename(
+        reader_dir.path().join("base-2.snap"),
+        reader_dir.path().join("moved"),
+    )
+    .unwrap();
+    assert!(matches!(reader.refresh(), Refresh::Unchanged));
+    assert_eq!(reader.current().generation(), 1);
+    std::fs::rename(
+        reader_dir.path().join("moved"),
+        reader_dir.path().join("base-2.snap"),
+    )
+    .unwrap();
+    assert!(matches!(
+        reader.refresh(),
+        Refresh::Loaded { generation: 3 }
+    ));
+    drop(publisher);
+}
+
+#[test]
+fn concurrent_overlays_and_bases_while_readers_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    let plans = [plan(1, Service::Both)];
+    let base_subscribers =
+        |n: i64| -> Vec<SubscriberEntry> { (1..=n).map(|i| subscriber(i, 1)).collect() };
+    let bytes = build_snapshot(1, 0, &plans, &[], &base_subscribers(1)).unwrap();
+    publisher.publish(&bytes).unwrap();
+    let reader = Arc::new(SnapshotReader::open(dir.path()).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+
+    // Every generation g shows exactly users 1..=g, whether it is a base or an overlay.
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let reader = Arc::clone(&reader);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut checks = 0u64;
+                while !done.load(Ordering::Relaxed) || checks == 0 {
+                    let _ = reader.refresh();
+                    let snapshot = reader.current();
+                    let g = snapshot.generation() as i64;
+                    assert_eq!(snapshot.subscriber_count() as i64, g);
+                    assert!(
+                        snapshot
+                            .subscriber_by_username(format!("user{g}").as_bytes())
+                            .is_some()
+                    );
+                    assert!(
+                        snapshot
+                            .subscriber_by_username(format!("user{}", g + 1).as_bytes())
+                            .is_none()
+                    );
+                    checks += 1;
+                }
+            })
+        })
+        .collect();
+    for generation in 2..=60u64 {
+        let g = generation as i64;
+        let bytes = if generation % 10 == 0 {
+            build_snapshot(generation, 0, &plans, &[], &base_subscribers(g)).unwrap()
+        } else {
+            let base = publisher.base_generation().unwrap();
+            let changed: Vec<_> = ((base as i64 + 1)..=g).map(|i| subscriber(i, 1)).collect();
+            let ids: Vec<i64> = changed.iter().map(|s| s.id).collect();
+            build_overlay(
+                generation,
+                0,
+                &plans,
+                &[],
+                &changed,
+                &overlay_of(base, &ids, g as u64),
+            )
+            .unwrap()
+        };
+        publisher.publish(&bytes).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for handle in readers {
+        handle.join().unwrap();
+    }
 }
