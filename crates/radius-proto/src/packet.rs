@@ -440,6 +440,11 @@ impl Packet {
                     length: alen,
                 });
             }
+            // RFC 3579 §3.2: Message-Authenticator is always 16 octets; a packet with any
+            // other length cannot be verified and is refused here rather than later.
+            if typ == MESSAGE_AUTHENTICATOR && value.len() != AUTHENTICATOR_LEN {
+                return Err(Error::InvalidMessageAuthenticatorLength { len: value.len() });
+            }
             attributes.push(Attribute::new(typ, value));
             rest = next;
             offset += alen;
