@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jasiyo_snapshot::{
-    PlanEntry, Service, Snapshot, SubscriberEntry, SubscriberStatus, build_snapshot,
+    OverlayOf, PlanEntry, Publisher, Service, Snapshot, SubscriberEntry, SubscriberStatus,
+    build_overlay, build_snapshot,
 };
 
 const SUBSCRIBERS: i64 = 1_000_000;
@@ -78,6 +79,36 @@ fn benches(c: &mut Criterion) {
                     .unwrap()
                     .len(),
             )
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = Publisher::open(dir.path(), None).unwrap();
+    group.bench_function("build and publish 1M-subscriber base (fsync)", |b| {
+        b.iter(|| {
+            let bytes =
+                build_snapshot(publisher.next_generation(), 0, &plans, &[], &subscribers).unwrap();
+            black_box(publisher.publish(&bytes).unwrap())
+        })
+    });
+    // The common case: one subscriber changed, on top of a 1M base.
+    let changed = [subscribers[123_456].clone()];
+    group.bench_function("build and publish overlay on a 1M base (fsync)", |b| {
+        b.iter(|| {
+            let overlay = OverlayOf {
+                base_generation: publisher.base_generation().unwrap(),
+                overridden_ids: vec![changed[0].id],
+                subscriber_total: SUBSCRIBERS as u64,
+            };
+            let bytes = build_overlay(
+                publisher.next_generation(),
+                0,
+                &plans,
+                &[],
+                &changed,
+                &overlay,
+            )
+            .unwrap();
+            black_box(publisher.publish(&bytes).unwrap())
         })
     });
     group.finish();

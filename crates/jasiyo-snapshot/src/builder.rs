@@ -124,16 +124,29 @@ impl Strings {
 }
 
 /// Inserts `value` (a record index) under `hash` into an open-addressing table.
-fn index_insert(slots: &mut [u32], hash: u64, value: usize) -> Result<(), BuildError> {
+///
+/// Returns the index already stored for an equal key (`same_key` compares a stored index's
+/// key with the new one), which leaves the table unchanged: equal keys probe the same chain,
+/// so the index doubles as the duplicate check, with no extra set.
+fn index_insert(
+    slots: &mut [u32],
+    hash: u64,
+    value: usize,
+    same_key: impl Fn(usize) -> bool,
+) -> Result<Option<usize>, BuildError> {
     let mask = slots.len() - 1;
     // The table is at most half full, so an empty slot is always found.
     let mut slot = (hash as usize) & mask;
     let stored = u32::try_from(value + 1).map_err(|_| BuildError::TooLarge)?;
     while slots[slot] != 0 {
+        let existing = slots[slot] as usize - 1;
+        if same_key(existing) {
+            return Ok(Some(existing));
+        }
         slot = (slot + 1) & mask;
     }
     slots[slot] = stored;
-    Ok(())
+    Ok(None)
 }
 
 fn router_key(ip: IpAddr) -> (u8, [u8; 16]) {
@@ -275,8 +288,6 @@ fn build_file(
     let mut username_slots = vec![0u32; format::index_slots(subscribers.len())];
     let mac_count = subscribers.iter().filter(|s| s.mac.is_some()).count();
     let mut mac_slots = vec![0u32; format::index_slots(mac_count)];
-    let mut seen_usernames = std::collections::HashSet::with_capacity(subscribers.len());
-    let mut seen_macs = std::collections::HashSet::with_capacity(mac_count);
     let mut subscriber_records = Vec::with_capacity(subscribers.len());
     for (index, subscriber) in subscribers.iter().enumerate() {
         if !plan_ids.contains(&subscriber.plan_id) {
@@ -285,20 +296,25 @@ fn build_file(
                 plan_id: subscriber.plan_id,
             });
         }
-        if !seen_usernames.insert(subscriber.username.as_str()) {
+        let username = subscriber.username.as_str();
+        let duplicate = index_insert(
+            &mut username_slots,
+            format::index_hash(username.as_bytes()),
+            index,
+            |other| subscribers[other].username == username,
+        )?;
+        if duplicate.is_some() {
             return Err(BuildError::DuplicateUsername(subscriber.username.clone()));
         }
-        index_insert(
-            &mut username_slots,
-            format::index_hash(subscriber.username.as_bytes()),
-            index,
-        )?;
         let mut flags = 0;
         if let Some(mac) = subscriber.mac {
-            if !seen_macs.insert(mac) {
+            let duplicate =
+                index_insert(&mut mac_slots, format::index_hash(&mac), index, |other| {
+                    subscribers[other].mac == Some(mac)
+                })?;
+            if duplicate.is_some() {
                 return Err(BuildError::DuplicateMac(mac));
             }
-            index_insert(&mut mac_slots, format::index_hash(&mac), index)?;
             flags |= format::SUBSCRIBER_HAS_MAC;
         }
         if subscriber.static_ip.is_some() {

@@ -45,6 +45,8 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 256;
 /// Byte offset of [`Header::checksum`], skipped when hashing.
 pub const CHECKSUM_OFFSET: usize = 40;
+/// Byte offset of [`Header::base_generation`] (0 in a base).
+pub const BASE_GENERATION_OFFSET: usize = 48;
 /// Smallest index table, so that an empty snapshot still has a valid (empty) table.
 pub const MIN_INDEX_SLOTS: usize = 8;
 
@@ -166,6 +168,7 @@ pub struct SubscriberRecord {
 
 const _: () = assert!(size_of::<Header>() == HEADER_LEN);
 const _: () = assert!(std::mem::offset_of!(Header, checksum) == CHECKSUM_OFFSET);
+const _: () = assert!(std::mem::offset_of!(Header, base_generation) == BASE_GENERATION_OFFSET);
 const _: () = assert!(size_of::<Section>() == 16);
 const _: () = assert!(size_of::<StrRef>() == 8);
 const _: () = assert!(size_of::<PlanRecord>() == 32);

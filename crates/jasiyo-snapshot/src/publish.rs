@@ -180,35 +180,34 @@ impl Publisher {
     /// `subscribers.snap` only. A crash at any point leaves readers on the last announced
     /// snapshot.
     pub fn publish(&mut self, snapshot_bytes: &[u8]) -> Result<u64, PublishError> {
-        let checked = SnapshotFile::from_bytes(snapshot_bytes.to_vec())?;
-        let (generation, base) = (checked.generation(), checked.base_generation());
-        drop(checked);
-        if generation != self.next_generation() {
-            return Err(PublishError::WrongGeneration {
-                expected: self.next_generation(),
-                found: generation,
-            });
-        }
-        if base != 0 && Some(base) != self.base_generation {
-            return Err(PublishError::WrongBase {
-                expected: self.base_generation,
-                found: base,
-            });
-        }
-
         let head = snapshot_path(&self.dir);
         let head_temporary = self.temporary("subscribers.snap");
+        let base_temporary = self.temporary("base.snap");
+        let is_base = snapshot_bytes
+            .get(format::BASE_GENERATION_OFFSET..format::BASE_GENERATION_OFFSET + 8)
+            .is_some_and(|b| b.iter().all(|&byte| byte == 0));
+        let written = if is_base {
+            &base_temporary
+        } else {
+            &head_temporary
+        };
+        self.write_synced(written, snapshot_bytes)?;
+        // Validate what is on disk, as a reader will see it (and without copying the image).
+        let (generation, base) = match self.check_written(written) {
+            Ok(ids) => ids,
+            Err(error) => {
+                let _ = fs::remove_file(written);
+                return Err(error);
+            }
+        };
+
         if base == 0 {
             let base_path = self.dir.join(format::base_file_name(generation));
-            let base_temporary = self.temporary("base.snap");
-            self.write_synced(&base_temporary, snapshot_bytes)?;
             fs::rename(&base_temporary, &base_path)
                 .map_err(io_error("renaming into place", &base_path))?;
             let _ = fs::remove_file(&head_temporary);
             fs::hard_link(&base_path, &head_temporary)
                 .map_err(io_error("linking", &head_temporary))?;
-        } else {
-            self.write_synced(&head_temporary, snapshot_bytes)?;
         }
         fs::rename(&head_temporary, &head).map_err(io_error("renaming into place", &head))?;
         sync_dir(&self.dir)?;
@@ -222,6 +221,26 @@ impl Publisher {
             self.remove_old_bases(previous);
         }
         Ok(generation)
+    }
+
+    /// Validates a written temporary file and checks it may follow what is published:
+    /// returns its generation and base generation.
+    fn check_written(&self, path: &Path) -> Result<(u64, u64), PublishError> {
+        let file = SnapshotFile::open(path)?;
+        let (generation, base) = (file.generation(), file.base_generation());
+        if generation != self.next_generation() {
+            return Err(PublishError::WrongGeneration {
+                expected: self.next_generation(),
+                found: generation,
+            });
+        }
+        if base != 0 && Some(base) != self.base_generation {
+            return Err(PublishError::WrongBase {
+                expected: self.base_generation,
+                found: base,
+            });
+        }
+        Ok((generation, base))
     }
 
     fn temporary(&self, name: &str) -> PathBuf {
