@@ -6,6 +6,7 @@
     clippy::missing_safety_doc
 )]
 
+pub mod panic_guard;
 pub mod policy;
 
 #[cfg(all(feature = "module", not(test)))]

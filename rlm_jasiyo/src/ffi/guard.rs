@@ -1,40 +1,16 @@
-//! The panic guard every `extern "C"` entry point runs in (the pgrx pattern).
-
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+//! The panic guard every `extern "C"` entry point runs in: [`crate::panic_guard::catch`]
+//! reporting through radiusd's log.
 
 use jasiyo::freeradius as fr;
 
 use super::log;
 
-/// Runs `body`; a panic becomes `on_panic` after logging `"rlm_jasiyo: panic in WHERE: MSG"`.
-///
-/// `AssertUnwindSafe` is sound here: after a panic the callback returns a failure code and
-/// touches nothing the closure may have left half-updated (instance state is only read on the
-/// request path, and the snapshot reader's own invariants survive a panicking reader).
+/// Runs `body`; a panic is logged as an error and becomes `on_panic`.
 pub(super) fn guard<T>(location: &'static str, on_panic: T, body: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(value) => value,
-        Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            // Logging allocates; if even that panics, give up quietly rather than unwind.
-            let _ = catch_unwind(|| {
-                log::global(
-                    fr::L_ERR,
-                    &format!("rlm_jasiyo: panic in {location}: {message}"),
-                );
-            });
-            on_panic
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
+    crate::panic_guard::catch(
+        location,
+        on_panic,
+        |message| log::global(fr::L_ERR, message),
+        body,
+    )
 }
