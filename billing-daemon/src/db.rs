@@ -19,24 +19,26 @@ pub const ROUTER_COLUMNS: &str = "id, name, host(ip) AS ip, secret, nas_identifi
 pub const SUBSCRIBER_COLUMNS: &str = "id, username, password, plan_id, status, expires_at, \
      host(static_ip) AS static_ip, mac::text AS mac, data_remaining_bytes";
 
-/// A plan row.
-#[derive(Debug, Clone)]
+/// A plan row, which is also what the API shows.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PlanOut)]
 pub struct Plan {
     /// Primary key.
     pub id: i64,
     /// Unique name.
     pub name: String,
-    /// Validated `Mikrotik-Rate-Limit`.
+    /// Validated `Mikrotik-Rate-Limit`; rx (first) is the client's upload.
+    #[schema(example = "5M/5M 10M/10M 4M/4M 16/16 8 1M/1M")]
     pub rate_limit: String,
-    /// Whole shillings.
+    /// Price in whole Kenyan shillings.
     pub price_kes: i64,
-    /// Validity added on purchase/renewal.
+    /// Validity added on purchase or renewal, seconds.
     pub duration_seconds: i64,
-    /// Data allowance per period (None = unlimited).
+    /// Data allowance per period in bytes; null = unlimited.
     pub data_cap_bytes: Option<i64>,
-    /// RouterOS IP pool name.
+    /// RouterOS IP pool name (Framed-Pool).
     pub ip_pool: Option<String>,
-    /// Allowed services.
+    /// pppoe, hotspot or both.
     pub service: Service,
 }
 

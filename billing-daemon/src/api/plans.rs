@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -12,42 +12,8 @@ use super::extract::{ApiJson, ApiPath, double_option};
 use crate::db::{PLAN_COLUMNS, Plan, plan_from_row};
 use crate::domain::{RateLimit, Service};
 
-/// A plan as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanOut {
-    /// Id.
-    pub id: i64,
-    /// Unique name.
-    pub name: String,
-    /// Mikrotik-Rate-Limit; rx (first) is the client's upload.
-    #[schema(example = "5M/5M 10M/10M 4M/4M 16/16 8 1M/1M")]
-    pub rate_limit: String,
-    /// Price in whole Kenyan shillings.
-    pub price_kes: i64,
-    /// Validity per purchase, seconds.
-    pub duration_seconds: i64,
-    /// Data allowance per period in bytes; null = unlimited.
-    pub data_cap_bytes: Option<i64>,
-    /// RouterOS IP pool name (Framed-Pool).
-    pub ip_pool: Option<String>,
-    /// pppoe, hotspot or both.
-    pub service: Service,
-}
-
-impl From<Plan> for PlanOut {
-    fn from(p: Plan) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            rate_limit: p.rate_limit,
-            price_kes: p.price_kes,
-            duration_seconds: p.duration_seconds,
-            data_cap_bytes: p.data_cap_bytes,
-            ip_pool: p.ip_pool,
-            service: p.service,
-        }
-    }
-}
+/// A plan as the API shows it: the row itself (it holds no secret).
+pub use crate::db::Plan as PlanOut;
 
 /// Body of `POST /plans`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -176,7 +142,7 @@ pub async fn create(
     .await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(PlanOut::from(plan_from_row(&row)?)),
+        ApiJson(plan_from_row(&row)?),
     ))
 }
 
@@ -189,7 +155,7 @@ pub async fn list(State(st): State<AppState>) -> Result<ApiJson<Vec<PlanOut>>, A
         .await?;
     let plans = rows
         .iter()
-        .map(|r| plan_from_row(r).map(PlanOut::from))
+        .map(plan_from_row)
         .collect::<Result<_, _>>()?;
     Ok(ApiJson(plans))
 }
@@ -201,7 +167,7 @@ pub async fn get(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<ApiJson<PlanOut>, ApiError> {
-    Ok(ApiJson(fetch(&st.pool, id).await?.into()))
+    Ok(ApiJson(fetch(&st.pool, id).await?))
 }
 
 /// Change a plan.
@@ -261,7 +227,7 @@ pub async fn patch(
     .await?;
     let out = plan_from_row(&row)?;
     tx.commit().await?;
-    Ok(ApiJson(out.into()))
+    Ok(ApiJson(out))
 }
 
 /// Delete a plan (409 while subscribers use it).
