@@ -129,7 +129,7 @@ impl Strings {
 /// key with the new one), which leaves the table unchanged: equal keys probe the same chain,
 /// so the index doubles as the duplicate check, with no extra set.
 fn index_insert(
-    slots: &mut [u32],
+    slots: &mut [u64],
     hash: u64,
     value: usize,
     same_key: impl Fn(usize) -> bool,
@@ -137,10 +137,13 @@ fn index_insert(
     let mask = slots.len() - 1;
     // The table is at most half full, so an empty slot is always found.
     let mut slot = (hash as usize) & mask;
-    let stored = u32::try_from(value + 1).map_err(|_| BuildError::TooLarge)?;
+    let stored = format::index_slot(
+        hash,
+        u32::try_from(value + 1).map_err(|_| BuildError::TooLarge)?,
+    );
     while slots[slot] != 0 {
-        let existing = slots[slot] as usize - 1;
-        if same_key(existing) {
+        let existing = (slots[slot] & 0xFFFF_FFFF) as usize - 1;
+        if slots[slot] >> 32 == stored >> 32 && same_key(existing) {
             return Ok(Some(existing));
         }
         slot = (slot + 1) & mask;
@@ -285,9 +288,9 @@ fn build_file(
     }
 
     // Subscribers and their two indexes.
-    let mut username_slots = vec![0u32; format::index_slots(subscribers.len())];
+    let mut username_slots = vec![0u64; format::index_slots(subscribers.len())];
     let mac_count = subscribers.iter().filter(|s| s.mac.is_some()).count();
-    let mut mac_slots = vec![0u32; format::index_slots(mac_count)];
+    let mut mac_slots = vec![0u64; format::index_slots(mac_count)];
     let mut subscriber_records = Vec::with_capacity(subscribers.len());
     for (index, subscriber) in subscribers.iter().enumerate() {
         if !plan_ids.contains(&subscriber.plan_id) {
@@ -323,10 +326,34 @@ fn build_file(
         if subscriber.data_remaining_bytes.is_some() {
             flags |= format::SUBSCRIBER_DATA_LIMITED;
         }
+        let (username, password) = (
+            subscriber.username.as_bytes(),
+            subscriber.password.as_bytes(),
+        );
+        let mut inline = [0u8; format::INLINE_LEN];
+        let (username_ref, password_ref) = if username.len() + password.len() <= format::INLINE_LEN
+        {
+            inline[..username.len()].copy_from_slice(username);
+            inline[username.len()..username.len() + password.len()].copy_from_slice(password);
+            flags |= format::SUBSCRIBER_INLINE_STRINGS;
+            let inline_ref = |offset: usize, len: usize| StrRef {
+                offset: U32::new(offset as u32),
+                len: U32::new(len as u32),
+            };
+            (
+                inline_ref(0, username.len()),
+                inline_ref(username.len(), password.len()),
+            )
+        } else {
+            (
+                strings.push(&subscriber.username)?,
+                strings.push(&subscriber.password)?,
+            )
+        };
         subscriber_records.push(SubscriberRecord {
             id: I64::new(subscriber.id),
-            username: strings.push(&subscriber.username)?,
-            password: strings.push(&subscriber.password)?,
+            username: username_ref,
+            password: password_ref,
             expires_at: I64::new(subscriber.expires_at),
             data_remaining_bytes: U64::new(subscriber.data_remaining_bytes.unwrap_or(0)),
             plan_id: I64::new(subscriber.plan_id),
@@ -335,6 +362,7 @@ fn build_file(
             status: subscriber.status.code(),
             flags,
             reserved: [0; 4],
+            inline,
         });
     }
 
@@ -349,8 +377,8 @@ fn build_file(
     }
     let overridden: Vec<I64> = overridden.into_iter().map(I64::new).collect();
 
-    let username_index: Vec<U32> = username_slots.into_iter().map(U32::new).collect();
-    let mac_index: Vec<U32> = mac_slots.into_iter().map(U32::new).collect();
+    let username_index: Vec<U64> = username_slots.into_iter().map(U64::new).collect();
+    let mac_index: Vec<U64> = mac_slots.into_iter().map(U64::new).collect();
     let bodies: [&[u8]; format::SECTION_COUNT] = [
         plan_records.as_slice().as_bytes(),
         router_records.as_slice().as_bytes(),

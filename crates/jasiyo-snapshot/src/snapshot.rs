@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use zerocopy::FromBytes;
-use zerocopy::little_endian::{I64, U32};
+use zerocopy::little_endian::{I64, U64};
 
 use crate::builder::{Service, SubscriberStatus, router_lookup_key};
 use crate::error::SnapshotError;
@@ -186,7 +186,17 @@ impl SnapshotFile {
             return Err(SnapshotError::Malformed("routers not sorted"));
         }
         for subscriber in subscribers {
-            if !string_ok(&subscriber.username) || !string_ok(&subscriber.password) {
+            let strings_ok = if subscriber.flags & format::SUBSCRIBER_INLINE_STRINGS != 0 {
+                let inline_ok = |s: &StrRef| {
+                    (s.offset.get() as usize)
+                        .checked_add(s.len.get() as usize)
+                        .is_some_and(|end| end <= format::INLINE_LEN)
+                };
+                inline_ok(&subscriber.username) && inline_ok(&subscriber.password)
+            } else {
+                string_ok(&subscriber.username) && string_ok(&subscriber.password)
+            };
+            if !strings_ok {
                 return Err(SnapshotError::Malformed("subscriber string"));
             }
             let plan_id = subscriber.plan_id.get();
@@ -202,12 +212,15 @@ impl SnapshotFile {
         }
         for index in [format::SECTION_USERNAME_INDEX, format::SECTION_MAC_INDEX] {
             let slots = self
-                .records::<U32>(index)
+                .records::<U64>(index)
                 .ok_or(SnapshotError::Malformed("index section"))?;
             if !slots.len().is_power_of_two() {
                 return Err(SnapshotError::Malformed("index size"));
             }
-            if slots.iter().any(|s| s.get() as usize > subscribers.len()) {
+            if slots
+                .iter()
+                .any(|s| (s.get() & 0xFFFF_FFFF) as usize > subscribers.len())
+            {
                 return Err(SnapshotError::Malformed("index slot"));
             }
             // Lookups stop at the first empty slot; a full table would make a miss loop.
@@ -249,6 +262,19 @@ impl SnapshotFile {
         <[T]>::ref_from_bytes(self.section(section)).ok()
     }
 
+    /// A subscriber's username or password, inline in its record or in the strings section.
+    fn subscriber_string<'a>(&'a self, record: &'a SubscriberRecord, s: &StrRef) -> &'a [u8] {
+        if record.flags & format::SUBSCRIBER_INLINE_STRINGS != 0 {
+            let start = s.offset.get() as usize;
+            record
+                .inline
+                .get(start..start.saturating_add(s.len.get() as usize))
+                .unwrap_or(&[])
+        } else {
+            self.string(s)
+        }
+    }
+
     fn string(&self, s: &StrRef) -> &[u8] {
         let start = s.offset.get() as usize;
         let end = start.saturating_add(s.len.get() as usize);
@@ -285,16 +311,24 @@ impl SnapshotFile {
         key: &[u8],
         matches: impl Fn(&SubscriberRecord) -> bool,
     ) -> Option<&SubscriberRecord> {
-        let slots = self.records::<U32>(section)?;
+        let slots = self.records::<U64>(section)?;
         let records = self.subscriber_records();
         let mask = slots.len().checked_sub(1)?;
-        let mut slot = (format::index_hash(key) as usize) & mask;
+        let hash = format::index_hash(key);
+        let tag = hash >> 32;
+        let mut slot = (hash as usize) & mask;
         // Validation guarantees an empty slot, so this ends; the bound is belt and braces.
         for _ in 0..slots.len() {
-            let value = slots.get(slot)?.get() as usize;
-            let candidate = records.get(value.checked_sub(1)?)?;
-            if matches(candidate) {
-                return Some(candidate);
+            let value = slots.get(slot)?.get();
+            if value == 0 {
+                return None;
+            }
+            // Only a matching tag costs a trip to the record.
+            if value >> 32 == tag {
+                let candidate = records.get(((value & 0xFFFF_FFFF) as usize).checked_sub(1)?)?;
+                if matches(candidate) {
+                    return Some(candidate);
+                }
             }
             slot = (slot + 1) & mask;
         }
@@ -303,7 +337,7 @@ impl SnapshotFile {
 
     fn find_username(&self, username: &[u8]) -> Option<&SubscriberRecord> {
         self.probe(format::SECTION_USERNAME_INDEX, username, |r| {
-            self.string(&r.username) == username
+            self.subscriber_string(r, &r.username) == username
         })
     }
 
@@ -549,12 +583,14 @@ impl<'a> SubscriberView<'a> {
 
     /// Username as stored.
     pub fn username(&self) -> &'a [u8] {
-        self.file.string(&self.record.username)
+        self.file
+            .subscriber_string(self.record, &self.record.username)
     }
 
     /// Clear-text password.
     pub fn password(&self) -> &'a [u8] {
-        self.file.string(&self.record.password)
+        self.file
+            .subscriber_string(self.record, &self.record.password)
     }
 
     /// The subscriber's plan as it is now; `None` only if the plan was deleted since the

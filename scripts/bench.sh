@@ -1,0 +1,867 @@
+#!/usr/bin/env bash
+# RADIUS authentication benchmark (issue 2, "Benchmark"). In one run, for each subscriber
+# count, the same PAP load from jasiyo-radload against these FreeRADIUS configurations:
+#
+#   nolookup        stock FreeRADIUS; control:Cleartext-Password and the reply set inline
+#                   in unlang (the ceiling: no user lookup at all)
+#   sql             stock FreeRADIUS + rlm_sql (rlm_sql_postgresql) on a private Postgres
+#                   cluster holding the same subscribers in radcheck/radreply
+#   jasiyo          FreeRADIUS + rlm_jasiyo answering from the snapshot that billing-daemon
+#                   publishes from the same Postgres cluster
+#   jasiyo-shipped  the configuration Jasiyo ships, unchanged (scripts/make-raddb.sh:
+#                   dynamic clients from the snapshot, filter_username, preprocess,
+#                   chap/mschap/pap, auth logging); informational
+#
+# and writes BENCHMARKS.md: requests/s, p50/p99 latency, the ratio to nolookup, radiusd
+# memory, the daemon's snapshot build+publish time and size per subscriber, the in-process
+# lookup time (criterion) and the targets of issue 2 with met / not met.
+#
+#   scripts/bench.sh [--subscribers "100000 1000000"] [--configs "nolookup sql jasiyo jasiyo-shipped"]
+#                    [--rounds 3] [--duration 15] [--warmup 3] [--window 256]
+#                    [--criterion yes|no] [--pin auto|yes|no] [--out BENCHMARKS.md]
+#
+# Fairness: nolookup, sql and jasiyo run the same site (one auth listener on a random
+# loopback port with recv_buff = 4 MiB, authorize { <lookup>; pap }, the same post-auth
+# adding Message-Authenticator), the same static client, the stock thread pool, the same
+# reply attributes (Mikrotik-Rate-Limit, Session-Timeout, Acct-Interim-Interval,
+# Message-Authenticator) and the same load: PPPoE-style PAP requests with
+# Message-Authenticator for subscribers bench1..benchN chosen at random, a fixed in-flight
+# window. All radiusd instances of one subscriber count run at the same time (idle ones cost
+# nothing); each round measures every configuration once, in a rotated order, after a
+# warm-up; the table shows the median round, and each ratio is the median of the per-round
+# ratios, so slow drifts of a shared machine hit every configuration alike. With two or more
+# CPUs, radiusd is pinned to CPU 1 and the load generator to CPU 0 (--pin).
+#
+# Everything lives in .jasiyo/bench/ (ignored by git): the Postgres cluster (rebuilt each
+# run), raddbs, snapshots, logs and raw JSON results. Every process this script starts
+# (radiusd, billing-daemon, Postgres) is stopped by pid on exit. Run as root; nothing else
+# should be busy. Takes about 10 minutes with the defaults.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+command_line="scripts/bench.sh"
+for a in "$@"; do command_line+=" $(printf '%q' "$a")"; done
+
+subscribers="100000 1000000"
+configs="nolookup sql jasiyo jasiyo-shipped"
+rounds=3
+duration=15
+warmup=3
+window=256
+criterion=yes
+pin=auto
+out="$root/BENCHMARKS.md"
+secret=bench-secret
+password=benchpw
+# What every configuration puts in an Access-Accept. rlm_jasiyo computes Session-Timeout
+# from the subscriber's expiry, which the bench data puts 30 days ahead.
+rate_limit="10M/10M"
+session_timeout=2592000
+interim=300
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --subscribers) subscribers=$2; shift 2 ;;
+    --configs) configs=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --window) window=$2; shift 2 ;;
+    --criterion) criterion=$2; shift 2 ;;
+    --pin) pin=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo pipefail/{/^set /!p}' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+    esac
+done
+for c in $configs; do
+    case "$c" in nolookup | sql | jasiyo | jasiyo-shipped) ;; *) die "unknown config $c" ;; esac
+done
+for v in "$rounds" "$duration" "$warmup" "$window" $subscribers; do
+    case "$v" in '' | *[!0-9]* | 0) die "expected a positive integer, got '$v'" ;; esac
+done
+case "$criterion" in yes | no) ;; *) die "--criterion yes or no" ;; esac
+case "$pin" in yes | no) ;; auto) if [ "$(nproc)" -ge 2 ]; then pin=yes; else pin=no; fi ;; *) die "--pin yes, no or auto" ;; esac
+# With --pin yes, radiusd runs on CPU 1 and the load generator on CPU 0: radiusd's own CPU
+# cost per request then sets the rate (radload needs about a quarter of its core), instead
+# of how the scheduler splits two cores between them.
+radiusd_cpu=()
+radload_cpu=()
+if [ "$pin" = yes ]; then
+    radiusd_cpu=(taskset -c 1)
+    radload_cpu=(taskset -c 0)
+fi
+has_config() { case " $configs " in *" $1 "*) return 0 ;; esac; return 1; }
+need_daemon=0
+if has_config jasiyo || has_config jasiyo-shipped; then need_daemon=1; fi
+need_pg=$need_daemon
+if has_config sql; then need_pg=1; fi
+
+require_root
+require_cargo
+JASIYO_PACKAGES+=(iproute2 procps freeradius-postgresql)
+install_packages
+command -v jq >/dev/null || die "jq is missing"
+
+started=$SECONDS
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+work="$root/.jasiyo/bench"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$work/results/$stamp"
+mkdir -p "$results"
+bin="$root/target/release"
+radload="$bin/jasiyo-radload"
+psql_q() { PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+say "building (cargo build --release)"
+build=(-p jasiyo-radload)
+[ "$need_daemon" = 0 ] || build+=(-p rlm_jasiyo -p billing-daemon)
+(cd "$root" && cargo build --release -q "${build[@]}")
+if [ "$criterion" = yes ]; then
+    (cd "$root" && cargo bench -q -p jasiyo-snapshot --bench lookup --no-run 2>/dev/null) ||
+        (cd "$root" && cargo bench -p jasiyo-snapshot --bench lookup --no-run)
+fi
+
+# ---- processes we start, stopped by pid on exit ----------------------------------------
+declare -A radiusd_pid=()
+daemon_pid=""
+pgdir="$work/pg"
+pg_port=""
+
+stop_pid() { # PID NAME: TERM, wait up to 10 s, KILL
+    local pid=$1 name=$2 i
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        [ -d "/proc/$pid" ] || break
+        sleep 0.2
+    done
+    if [ -d "/proc/$pid" ]; then
+        warn "$name (pid $pid) did not stop after 10 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+stop_all_radiusd() {
+    local c
+    for c in "${!radiusd_pid[@]}"; do
+        stop_pid "${radiusd_pid[$c]}" "radiusd ($c)"
+    done
+    radiusd_pid=()
+}
+stop_daemon() {
+    stop_pid "$daemon_pid" billing-daemon
+    daemon_pid=""
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    stop_all_radiusd
+    stop_daemon
+    if [ -n "$pg_port" ]; then
+        "$root/scripts/pg-cluster.sh" stop "$pgdir" "$pg_port" || warn "stopping Postgres in $pgdir failed"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# A UDP port on 127.0.0.1 that nothing is bound to right now.
+pick_udp_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        if [ -z "$(ss -Hauln "sport = :$p" 2>/dev/null)" ] && [ -z "$(ss -Hauln "sport = :$((p + 1))" 2>/dev/null)" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "could not find a free UDP port"
+}
+
+# ---- Postgres: one private cluster for rlm_sql and billing-daemon ----------------------
+radius_url=""
+radius_pw=""
+jasiyo_url=""
+admin_url=""
+start_postgres() {
+    # A cluster left by an interrupted earlier run of this script: stop it, start afresh.
+    if [ -f "$pgdir/PG_VERSION" ]; then
+        "$root/scripts/pg-cluster.sh" stop "$pgdir" 1 || true
+    fi
+    rm -rf "$pgdir"
+    local port attempt
+    port=$(pick_port)
+    JASIYO_PG_EPHEMERAL=1 "$root/scripts/pg-cluster.sh" init "$pgdir" "$port"
+    # Enough shared buffers for 1M subscribers' radcheck/radreply and their indexes.
+    cat >>"$pgdir/postgresql.conf" <<EOF
+# scripts/bench.sh
+shared_buffers = 1GB
+maintenance_work_mem = 512MB
+work_mem = 64MB
+EOF
+    for attempt in 1 2 3 4 5; do
+        if "$root/scripts/pg-cluster.sh" start "$pgdir" "$port" 2>"$work/pg-start.err"; then
+            pg_port=$port
+            break
+        fi
+        [ "$attempt" -lt 5 ] || { cat "$work/pg-start.err" >&2; die "could not start Postgres"; }
+        port=$(pick_port)
+    done
+    admin_url=$("$root/scripts/pg-cluster.sh" url "$pgdir" "$pg_port")
+    local pw
+    pw=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    psql_q "$admin_url" -c "CREATE ROLE radius LOGIN PASSWORD '$pw'" \
+        -c "CREATE DATABASE radius OWNER radius" \
+        -c "CREATE ROLE jasiyo LOGIN PASSWORD '$pw'" \
+        -c "CREATE DATABASE jasiyo OWNER jasiyo"
+    psql_q "${admin_url%/postgres}/radius" -c "CREATE EXTENSION pg_prewarm"
+    radius_url="postgres://radius:$pw@127.0.0.1:$pg_port/radius"
+    jasiyo_url="postgres://jasiyo:$pw@127.0.0.1:$pg_port/jasiyo"
+    radius_pw=$pw
+    say "Postgres: private cluster in $pgdir on 127.0.0.1:$pg_port"
+}
+
+# load_sql N: radcheck/radreply with bench1..benchN (our own DDL, not FreeRADIUS's schema
+# file; the columns are the ones the stock queries.conf selects), then everything read
+# into shared buffers (pg_prewarm) so rlm_sql is measured warm.
+load_sql() {
+    local n=$1
+    psql_q "$radius_url" -v n="$n" -v password="$password" -v rate="$rate_limit" \
+        -v st="$session_timeout" -v interim="$interim" <<'EOF'
+DROP TABLE IF EXISTS radcheck, radreply, radusergroup, radgroupcheck, radgroupreply;
+CREATE TABLE radcheck (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username  text NOT NULL,
+    attribute text NOT NULL,
+    op        varchar(2) NOT NULL DEFAULT ':=',
+    value     text NOT NULL
+);
+CREATE TABLE radreply (LIKE radcheck INCLUDING ALL);
+CREATE TABLE radgroupcheck (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    groupname text NOT NULL,
+    attribute text NOT NULL,
+    op        varchar(2) NOT NULL DEFAULT ':=',
+    value     text NOT NULL
+);
+CREATE TABLE radgroupreply (LIKE radgroupcheck INCLUDING ALL);
+CREATE TABLE radusergroup (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username  text NOT NULL,
+    groupname text NOT NULL,
+    priority  integer NOT NULL DEFAULT 1
+);
+INSERT INTO radcheck (username, attribute, op, value)
+    SELECT 'bench' || g, 'Cleartext-Password', ':=', :'password'
+    FROM generate_series(1, :n) AS g;
+INSERT INTO radreply (username, attribute, op, value)
+    SELECT 'bench' || g, a.attribute, ':=', a.value
+    FROM generate_series(1, :n) AS g
+    CROSS JOIN (VALUES (1, 'Mikrotik-Rate-Limit', :'rate'),
+                       (2, 'Session-Timeout', :'st'),
+                       (3, 'Acct-Interim-Interval', :'interim')) AS a (k, attribute, value)
+    ORDER BY g, a.k;
+-- The stock queries: WHERE username = '...' ORDER BY id.
+CREATE INDEX radcheck_username_id ON radcheck (username, id);
+CREATE INDEX radreply_username_id ON radreply (username, id);
+CREATE INDEX radusergroup_username ON radusergroup (username, priority);
+CREATE INDEX radgroupcheck_groupname ON radgroupcheck (groupname, id);
+CREATE INDEX radgroupreply_groupname ON radgroupreply (groupname, id);
+VACUUM ANALYZE radcheck;
+VACUUM ANALYZE radreply;
+EOF
+    psql_q "${admin_url%/postgres}/radius" -c "SELECT pg_prewarm(c) FROM unnest(ARRAY[
+        'radcheck', 'radcheck_username_id', 'radreply', 'radreply_username_id']::regclass[]) AS c" >/dev/null
+}
+
+# load_jasiyo N: the daemon's schema (billing-daemon migrate) with one plan, one router
+# (127.0.0.1) and bench1..benchN. Bulk load with triggers off (session_replication_role):
+# the daemon is not running, and does a full load when it starts.
+load_jasiyo() {
+    local n=$1
+    DATABASE_URL="$jasiyo_url" JASIYO_LOG=warn "$bin/billing-daemon" migrate
+    psql_q "${admin_url%/postgres}/jasiyo" -v n="$n" -v password="$password" -v rate="$rate_limit" \
+        -v secret="$secret" -v days=$((session_timeout / 86400)) <<'EOF'
+SET session_replication_role = replica;
+TRUNCATE subscribers, routers, plans RESTART IDENTITY;
+INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, service)
+    VALUES ('bench', :'rate', 1000, 2592000, 'both');
+INSERT INTO routers (name, ip, secret) VALUES ('bench', '127.0.0.1', :'secret');
+INSERT INTO subscribers (username, password, plan_id, status, expires_at)
+    SELECT 'bench' || g, :'password', (SELECT id FROM plans WHERE name = 'bench'), 'active',
+           now() + make_interval(days => :days)
+    FROM generate_series(1, :n) AS g;
+RESET session_replication_role;
+VACUUM ANALYZE subscribers;
+EOF
+}
+
+# start_daemon N: billing-daemon serve on a fresh snapshot directory; waits for its first
+# publication and records what its publisher logged (full load, build, write).
+start_daemon() {
+    local n=$1 d="$work/$n/daemon" port t0 t1
+    rm -rf "$d"
+    mkdir -p "$d"
+    port=$(pick_port)
+    t0=$(date +%s.%N)
+    env DATABASE_URL="$jasiyo_url" JASIYO_LISTEN="127.0.0.1:$port" \
+        JASIYO_SNAPSHOT_DIR="$d/snapshot" JASIYO_SNAPSHOT_GROUP=freerad \
+        JASIYO_LOG="info,billing_daemon::publisher=debug" JASIYO_LOG_FORMAT=json \
+        "$bin/billing-daemon" serve </dev/null >"$d/stdout" 2>"$d/log.json" &
+    daemon_pid=$!
+    local deadline=$((SECONDS + 300))
+    while ! grep -q '^ready' "$d/stdout" 2>/dev/null; do
+        if [ ! -d "/proc/$daemon_pid" ] || [ $SECONDS -ge "$deadline" ]; then
+            tail -n 20 "$d/log.json" >&2 || true
+            warn "billing-daemon did not publish a snapshot of $n subscribers"
+            stop_daemon
+            return 1
+        fi
+        sleep 0.05
+    done
+    t1=$(date +%s.%N)
+    local snap="$d/snapshot/subscribers.snap"
+    jq -n --slurpfile log "$d/log.json" --argjson n "$n" \
+        --argjson bytes "$(stat -c %s "$snap")" \
+        --argjson ready_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+        --argjson rss_kib "$(awk '/^VmRSS/ {print $2}' "/proc/$daemon_pid/status")" '
+        ($log | map(select(.message == "full load")) | first) as $load
+        | ($log | map(select(.message == "published snapshot")) | first) as $pub
+        | { subscribers: $n, snapshot_bytes: $bytes, bytes_per_subscriber: ($bytes / $n),
+            start_to_ready_s: $ready_s, daemon_rss_kib: $rss_kib,
+            full_load_ms: ($load.elapsed_ms // null),
+            build_ms: ($pub.build_ms // null), write_ms: ($pub.write_ms // null) }' \
+        >"$results/daemon-$n.json"
+    say "billing-daemon published $n subscribers: $(jq -c . "$results/daemon-$n.json")"
+}
+
+# republish_latency N: one UPDATE in psql, the time until the daemon logged the next
+# publication, and that publication's build and write times.
+republish_latency() {
+    local n=$1 d="$work/$n/daemon" gen t0 line deadline
+    gen=$(jq -rs 'map(select(.message == "published snapshot")) | last | .generation' "$d/log.json")
+    t0=$(date +%s.%N)
+    psql_q "${admin_url%/postgres}/jasiyo" -c "UPDATE subscribers SET password = password WHERE id = 1"
+    deadline=$((SECONDS + 20))
+    line=""
+    while [ -z "$line" ] && [ $SECONDS -lt "$deadline" ]; do
+        sleep 0.02
+        line=$(jq -c --argjson g "$gen" 'select(.message == "published snapshot" and .generation > $g)' \
+            "$d/log.json" 2>/dev/null | head -n 1)
+    done
+    if [ -z "$line" ]; then
+        warn "no republication within 20 s of an UPDATE"
+        return 0
+    fi
+    local ts
+    ts=$(jq -r .timestamp <<<"$line")
+    jq -n --argjson l "$line" --argjson lat "$(awk -v a="$t0" -v b="$(date -d "$ts" +%s.%N)" 'BEGIN {print b - a}')" \
+        '{change_to_publish_ms: ($lat * 1000), build_ms: $l.build_ms, write_ms: $l.write_ms}' \
+        >"$results/republish-$n.json"
+    say "republish after one UPDATE at $n: $(jq -c . "$results/republish-$n.json")"
+}
+
+# ---- raddb for each configuration ------------------------------------------------------
+
+# base_raddb DIR: a copy of the system configuration with no virtual servers, no EAP,
+# running as root, logging and pid file inside DIR, and the bench client.
+base_raddb() {
+    local dir=$1
+    rm -rf "$dir"
+    mkdir -p "$dir/run" "$dir/log"
+    cp -a /etc/freeradius/3.0 "$dir/raddb"
+    rm -f "$dir/raddb/sites-enabled/"* "$dir/raddb/mods-enabled/eap"
+    sed -i -e 's/^\s*user = freerad/#&/' -e 's/^\s*group = freerad/#&/' \
+        -e "s|^raddbdir = .*|raddbdir = $dir/raddb|" \
+        -e "s|^run_dir = .*|run_dir = $dir/run|" -e "s|^logdir = .*|logdir = $dir/log|" \
+        -e 's|^proxy_requests\s*= .*|proxy_requests = no|' \
+        "$dir/raddb/radiusd.conf"
+    bench_client >"$dir/raddb/clients.conf"
+}
+
+bench_client() {
+    cat <<EOF
+client bench {
+	ipaddr = 127.0.0.1
+	secret = $secret
+}
+EOF
+}
+
+# bench_site PORT LOOKUP...: the virtual server nolookup, sql and jasiyo share; LOOKUP is
+# the unlang that finds the subscriber (sets control:Cleartext-Password and the reply).
+bench_site() {
+    local port=$1
+    shift
+    cat <<EOF
+server bench {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $port
+		recv_buff = 4194304
+	}
+	authorize {
+$(printf '\t\t%s\n' "$@")
+		pap
+	}
+	authenticate {
+		Auth-Type PAP {
+			pap
+		}
+	}
+	#  FreeRADIUS 3.2.1 signs replies with Message-Authenticator only when asked;
+	#  RouterOS v7 requires it.
+	post-auth {
+		update reply {
+			&Message-Authenticator := 0x00
+		}
+		Post-Auth-Type REJECT {
+			update reply {
+				&Message-Authenticator := 0x00
+			}
+		}
+	}
+}
+EOF
+}
+
+setup_nolookup() { # DIR PORT N
+    local dir=$1 port=$2
+    base_raddb "$dir"
+    bench_site "$port" 'update control {' "	&Cleartext-Password := \"$password\"" '}' \
+        'update reply {' "	&Mikrotik-Rate-Limit := \"$rate_limit\"" \
+        "	&Session-Timeout := $session_timeout" "	&Acct-Interim-Interval := $interim" '}' \
+        >"$dir/raddb/sites-enabled/bench"
+}
+
+# rlm_sql with the stock PostgreSQL queries (the installed queries.conf) and our tables.
+# read_groups = no: the subscribers have no groups, so the group queries would only add
+# round trips (the best case for rlm_sql: two queries per request). Pool: up to one
+# connection per radiusd thread (thread pool max_servers = 32).
+setup_sql() { # DIR PORT N
+    local dir=$1 port=$2
+    base_raddb "$dir"
+    cat >"$dir/raddb/mods-enabled/sql" <<EOF
+sql {
+	dialect = "postgresql"
+	driver = "rlm_sql_postgresql"
+	server = "127.0.0.1"
+	port = $pg_port
+	login = "radius"
+	password = "$radius_pw"
+	radius_db = "radius"
+	postgresql {
+		send_application_name = yes
+	}
+	acct_table1 = "radacct"
+	acct_table2 = "radacct"
+	postauth_table = "radpostauth"
+	authcheck_table = "radcheck"
+	authreply_table = "radreply"
+	groupcheck_table = "radgroupcheck"
+	groupreply_table = "radgroupreply"
+	usergroup_table = "radusergroup"
+	client_table = "nas"
+	group_attribute = "SQL-Group"
+	read_groups = no
+	read_clients = no
+	delete_stale_sessions = yes
+	pool {
+		start = 5
+		min = 4
+		max = 32
+		spare = 10
+		uses = 0
+		retry_delay = 30
+		lifetime = 0
+		idle_timeout = 60
+	}
+	\$INCLUDE \${modconfdir}/\${.:name}/main/\${dialect}/queries.conf
+}
+EOF
+    chmod 0640 "$dir/raddb/mods-enabled/sql"
+    bench_site "$port" sql >"$dir/raddb/sites-enabled/bench"
+}
+
+# jasiyo and jasiyo-shipped: make-raddb.sh's overlay (module, its configuration, paths).
+jasiyo_raddb() { # DIR PORT N
+    local dir=$1 port=$2 n=$3 acct
+    acct=$((port + 1))
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    "$root/scripts/make-raddb.sh" "$dir/raddb" --auth-port "$port" --acct-port "$acct" \
+        --snapshot-dir "$work/$n/daemon/snapshot" --module "$bin/librlm_jasiyo.so" \
+        --as-root >"$dir/make-raddb.log" 2>&1 || {
+        cat "$dir/make-raddb.log" >&2
+        return 1
+    }
+}
+setup_jasiyo() { # DIR PORT N: the bench site, the bench client, no auth log (as the others)
+    local dir=$1 port=$2 n=$3
+    jasiyo_raddb "$dir" "$port" "$n" || return 1
+    rm -f "$dir/raddb/sites-enabled/"*
+    bench_site "$port" jasiyo >"$dir/raddb/sites-enabled/bench"
+    bench_client >"$dir/raddb/clients.conf"
+    sed -i -E 's|^([[:space:]]*auth = ).*$|\1no|' "$dir/raddb/radiusd.conf"
+}
+setup_jasiyo_shipped() { # DIR PORT N: as shipped
+    jasiyo_raddb "$@"
+}
+
+# start_radiusd CONFIG DIR PORT: start radiusd (-f, not -X, which is single-threaded) and
+# wait until it accepts bench1.
+start_radiusd() {
+    local config=$1 dir=$2 port=$3
+    if ! freeradius -C -d "$dir/raddb" >/dev/null 2>&1; then
+        freeradius -XC -d "$dir/raddb" >"$dir/check.log" 2>&1 || true
+        tail -n 5 "$dir/check.log" >&2
+        warn "radiusd rejected the configuration in $dir/raddb"
+        return 1
+    fi
+    "${radiusd_cpu[@]}" freeradius -f -d "$dir/raddb" -l "$dir/radiusd.log" </dev/null >/dev/null 2>&1 &
+    radiusd_pid[$config]=$!
+    if ! wait_for 30 "$radload" --server "127.0.0.1:$port" --secret "$secret" \
+        --users 'bench{n}' --count 1 --password "$password" --requests 1 --timeout 0.5 \
+        --retries 0 --expect accept; then
+        tail -n 20 "$dir/radiusd.log" >&2 || true
+        warn "radiusd ($config) in $dir did not answer an Access-Request with Access-Accept"
+        stop_pid "${radiusd_pid[$config]}" "radiusd ($config)"
+        unset "radiusd_pid[$config]"
+        return 1
+    fi
+}
+
+# resident memory of PID in KiB: total, anonymous (private), file-backed (the mapped snapshot
+# counts once per mapping: rlm_jasiyo's two instances, jasiyo and jasiyo_clients, map it each)
+rss_kib() {
+    awk '/^(VmRSS|RssAnon|RssFile):/ {v[$1] = $2} END {print v["VmRSS:"], v["RssAnon:"], v["RssFile:"]}' \
+        "/proc/$1/status" 2>/dev/null || true
+}
+
+# ---- the run ---------------------------------------------------------------------------
+[ "$need_pg" = 0 ] || start_postgres
+
+for n in $subscribers; do
+    say "===== $n subscribers ====="
+    mkdir -p "$work/$n" "$results/$n"
+    daemon_ok=0
+    if has_config sql; then
+        say "loading $n subscribers into radcheck/radreply"
+        load_sql "$n"
+    fi
+    if [ "$need_daemon" = 1 ]; then
+        say "loading $n subscribers into billing-daemon's schema"
+        load_jasiyo "$n"
+        say "starting billing-daemon (first full snapshot)"
+        if start_daemon "$n"; then daemon_ok=1; fi
+    fi
+
+    declare -A port_of=()
+    live=()
+    for c in $configs; do
+        case "$c" in jasiyo*) [ "$daemon_ok" = 1 ] || { echo "no snapshot" >"$results/$n/$c.failed"; continue; } ;; esac
+        dir="$work/$n/$c"
+        port=$(pick_udp_port)
+        say "[$c, $n] setting up in $dir (port $port)"
+        if "setup_${c//-/_}" "$dir" "$port" "$n" && start_radiusd "$c" "$dir" "$port"; then
+            port_of[$c]=$port
+            live+=("$c")
+        else
+            echo "setup or start failed (see $dir)" >"$results/$n/$c.failed"
+        fi
+    done
+
+    for r in $(seq 1 "$rounds"); do
+        # rotate the order each round
+        k=$(((r - 1) % (${#live[@]} > 0 ? ${#live[@]} : 1)))
+        order=("${live[@]:k}" "${live[@]:0:k}")
+        for c in "${order[@]}"; do
+            load=(--server "127.0.0.1:${port_of[$c]}" --secret "$secret" --users 'bench{n}'
+                --count "$n" --password "$password" --random --window "$window" --service pppoe)
+            "${radload_cpu[@]}" "$radload" "${load[@]}" --duration "$warmup" >/dev/null 2>&1 || true
+            "${radload_cpu[@]}" "$radload" "${load[@]}" --duration "$duration" --json \
+                >"$results/$n/$c-r$r.json" 2>"$results/$n/$c-r$r.log" || true
+            if jq -e .requests_per_s "$results/$n/$c-r$r.json" >/dev/null 2>&1; then
+                jq -r --arg c "$c" --arg r "$r" --arg n "$n" \
+                    '"    [\($c), \($n), round \($r)] \(.requests_per_s | floor) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, \(.accept)/\(.sent) accepted, \(.timeouts) timeouts"' \
+                    "$results/$n/$c-r$r.json" >&2
+            else
+                warn "[$c, $n, round $r] radload failed: $(tail -n 3 "$results/$n/$c-r$r.log")"
+                rm -f "$results/$n/$c-r$r.json"
+            fi
+        done
+    done
+    for c in "${live[@]}"; do
+        rss_kib "${radiusd_pid[$c]}" >"$results/$n/$c.rss"
+    done
+    stop_all_radiusd
+    if [ -n "$daemon_pid" ]; then
+        republish_latency "$n" || true
+        stop_daemon
+    fi
+    unset port_of
+done
+
+# ---- criterion: in-process lookup and build ---------------------------------------------
+if [ "$criterion" = yes ]; then
+    say "cargo bench -p jasiyo-snapshot --bench lookup (short measurement)"
+    rm -rf "$root/target/criterion"
+    if (cd "$root" && cargo bench -q -p jasiyo-snapshot --bench lookup -- \
+        --warm-up-time 1 --measurement-time 4 --noplot) >"$results/criterion.txt" 2>&1; then
+        for f in "$root"/target/criterion/*/new/benchmark.json "$root"/target/criterion/*/*/new/benchmark.json; do
+            [ -f "$f" ] || continue
+            jq -n --slurpfile b "$f" --slurpfile e "$(dirname "$f")/estimates.json" \
+                '{id: $b[0].full_id, mean_ns: $e[0].mean.point_estimate,
+                  mean_lo_ns: $e[0].mean.confidence_interval.lower_bound,
+                  mean_hi_ns: $e[0].mean.confidence_interval.upper_bound,
+                  median_ns: $e[0].median.point_estimate}'
+        done | jq -s . >"$results/criterion.json"
+        # the slowest sample (mean per iteration within one sample): an upper bound the
+        # table shows next to the mean, since criterion reports no per-lookup percentile
+        for f in "$root"/target/criterion/*/new/sample.json "$root"/target/criterion/*/*/new/sample.json; do
+            [ -f "$f" ] || continue
+            jq -n --slurpfile b "$(dirname "$f")/benchmark.json" --slurpfile s "$f" \
+                '{id: $b[0].full_id, worst_sample_ns: ([$s[0].iters, $s[0].times] | transpose | map(.[1] / .[0]) | max)}'
+        done | jq -s . >"$results/criterion-samples.json"
+    else
+        warn "cargo bench failed (see $results/criterion.txt)"
+    fi
+fi
+
+# ---- BENCHMARKS.md ---------------------------------------------------------------------
+
+elapsed=$((SECONDS - started))
+say "writing $out"
+
+median() { sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
+fmt() { # FORMAT VALUE (empty or null -> empty)
+    [ -n "$2" ] && [ "$2" != null ] && printf "$1" "$2" || true
+}
+# median_run N CONFIG: the round file with the median req/s
+median_run() {
+    local files=("$results/$1/$2"-r*.json)
+    [ -f "${files[0]}" ] || return 0
+    local best
+    best=$(for f in "${files[@]}"; do echo "$(jq .requests_per_s "$f") $f"; done | sort -g |
+        awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}')
+    echo "$best"
+}
+# ratio N CONFIG: median over rounds of CONFIG req/s / nolookup req/s in the same round
+ratio() {
+    local n=$1 c=$2 r a b
+    for r in $(seq 1 "$rounds"); do
+        a="$results/$n/$c-r$r.json"
+        b="$results/$n/nolookup-r$r.json"
+        [ -f "$a" ] && [ -f "$b" ] || continue
+        echo "$(jq .requests_per_s "$a") $(jq .requests_per_s "$b")" | awk '{printf "%.4f\n", $1 / $2}'
+    done | median
+}
+all_rps() {
+    local r f
+    for r in $(seq 1 "$rounds"); do
+        f="$results/$1/$2-r$r.json"
+        [ -f "$f" ] && printf '%.0f ' "$(jq .requests_per_s "$f")"
+    done
+}
+cfield() { # ID FIELD from criterion.json
+    [ -f "$results/criterion.json" ] || return 0
+    jq -r --arg id "$1" "map(select(.id == \$id)) | first | $2 // empty" "$results/criterion.json"
+}
+met() { # CONDITION-STATUS-OF-awk EXPR
+    if [ -z "$2" ]; then echo "not measured"; elif awk "BEGIN {exit !($2 $1)}"; then echo "**met**"; else echo "**not met**"; fi
+}
+
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:\s*//p' | head -1)
+mem=$(free -g | awk '/^Mem:/ {print $2}')
+frv=$(freeradius -v 2>/dev/null | sed -n '1s/^radiusd: \(FreeRADIUS Version [^,]*\).*/\1/p')
+pgv=$("$PG_BIN/postgres" --version 2>/dev/null | sed 's/^postgres (PostgreSQL) /PostgreSQL /')
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
+dirty=""
+[ -z "$(git -C "$root" status --porcelain 2>/dev/null)" ] || dirty=" plus uncommitted changes"
+bigN=$(for n in $subscribers; do echo "$n"; done | sort -n | tail -1)
+describe() {
+    case "$1" in
+    nolookup) echo "stock FreeRADIUS, password and reply set inline (no lookup)" ;;
+    sql) echo "FreeRADIUS + rlm_sql (PostgreSQL)" ;;
+    jasiyo) echo "FreeRADIUS + rlm_jasiyo (snapshot)" ;;
+    jasiyo-shipped) echo "rlm_jasiyo, shipped configuration" ;;
+    esac
+}
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Generated by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') at commit $rev$dirty,"
+    echo "in $((elapsed / 60)) min $((elapsed % 60)) s. Numbers from one shared, noisy machine: compare the"
+    echo "ratios, not the absolute values. Raw results: \`.jasiyo/bench/results/$stamp/\` (not committed)."
+    echo
+    echo "Command (as root):"
+    echo
+    echo '```'
+    echo "$command_line"
+    echo '```'
+    echo
+    echo "## Machine"
+    echo
+    echo "- CPU: ${cpu:-unknown}, $(nproc) cores"
+    echo "- Memory: ${mem} GiB"
+    echo "- Kernel: Linux $(uname -r) ($os)"
+    echo "- Load average (1/5/15 min) before the run: $load_before (other users of the machine; the"
+    echo "  benchmark's own radiusd threads raise it during the run)"
+    echo "- ${frv:-FreeRADIUS}, ${pgv:-PostgreSQL}; load generator, radiusd, Postgres and billing-daemon share"
+    echo "  the machine and talk over loopback."
+    echo
+    echo "## RADIUS authentication (PAP)"
+    echo
+    echo "Load: \`jasiyo-radload\`, PAP Access-Requests with Message-Authenticator (PPPoE attribute set)"
+    echo "for bench1..benchN drawn at random, $window requests in flight (one UDP socket)."
+    if [ "$pin" = yes ]; then
+        echo "radiusd pinned to CPU 1 and the load generator to CPU 0 (\`taskset\`), so radiusd's CPU cost per"
+        echo "request sets the rate (Postgres and billing-daemon are not pinned)."
+    else
+        echo "radiusd and the load generator not pinned: they share the CPUs."
+    fi
+    echo "${warmup} s warm-up then ${duration} s measured, $rounds rounds (every configuration once per round,"
+    echo "rotated order). req/s, p50 and p99"
+    echo "are those of the median round; \"vs nolookup\" is the median of the per-round ratios; req/s"
+    echo "counts the drain after the last request too, so a round with retransmissions (each waits"
+    echo "the 3 s timeout) reads low. RSS is radiusd's resident memory after the rounds: anonymous"
+    echo "(private) and file-backed; the latter holds the snapshot once per mapping (rlm_jasiyo's two"
+    echo "instances, jasiyo and jasiyo_clients, each map it), shared with the page cache."
+    echo
+    echo "| subscribers | configuration | req/s | p50 ms | p99 ms | vs nolookup | accepted / sent | retransmits / timeouts | radiusd RSS MiB (anon / file) | req/s per round |"
+    echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    for n in $subscribers; do
+        for c in $configs; do
+            f=$(median_run "$n" "$c")
+            if [ -z "$f" ]; then
+                why=$(cat "$results/$n/$c.failed" 2>/dev/null || echo "no result")
+                echo "| $n | $c | not measured: $why | | | | | | | |"
+                continue
+            fi
+            rt=""
+            if [ "$c" = nolookup ]; then rt="1.00x"; else rt=$(fmt '%.2fx' "$(ratio "$n" "$c")"); fi
+            rss=$(awk '{printf "%.0f (%.0f / %.0f)", $1 / 1024, $2 / 1024, $3 / 1024}' "$results/$n/$c.rss" 2>/dev/null || true)
+            printf '| %s | %s | %.0f | %.3f | %.3f | %s | %s / %s | %s / %s | %s | %s|\n' "$n" "$c" \
+                "$(jq .requests_per_s "$f")" "$(jq .latency_ms.p50 "$f")" "$(jq .latency_ms.p99 "$f")" \
+                "${rt:-n/a}" "$(jq .accept "$f")" "$(jq .sent "$f")" "$(jq .retransmits "$f")" \
+                "$(jq .timeouts "$f")" "$rss" "$(all_rps "$n" "$c")"
+        done
+    done
+    echo
+    echo "Configurations:"
+    echo
+    echo "- **nolookup**: stock FreeRADIUS; \`control:Cleartext-Password\` and the reply attributes set"
+    echo "  inline in unlang. The ceiling: no user lookup at all."
+    echo "- **sql**: stock FreeRADIUS + rlm_sql (\`rlm_sql_postgresql\` from freeradius-postgresql) with the"
+    echo "  installed \`queries.conf\`, on the same private Postgres 15 cluster as billing-daemon"
+    echo "  (shared_buffers 1 GB, tables prewarmed). radcheck holds Cleartext-Password, radreply the three"
+    echo "  reply attributes, indexed on (username, id). \`read_groups = no\` (two queries per request: the"
+    echo "  best case for rlm_sql; stock \`yes\` adds a radusergroup query). Pool: start 5, max 32 (one per"
+    echo "  radiusd thread)."
+    echo "- **jasiyo**: rlm_jasiyo from \`scripts/make-raddb.sh\`'s overlay, answering from the snapshot"
+    echo "  billing-daemon published from the same Postgres; the daemon keeps running, idle."
+    echo "- These three share one virtual server (\`authorize { <lookup>; pap }\`, post-auth adding"
+    echo "  Message-Authenticator), one static client, the stock thread pool (5..32 threads),"
+    echo "  \`recv_buff = 4194304\`, no auth log, radiusd as root."
+    if has_config jasiyo-shipped; then
+        echo "- **jasiyo-shipped**: the configuration Jasiyo ships, unchanged: dynamic clients from the"
+        echo "  snapshot, filter_username, preprocess, chap/mschap/pap, rlm_jasiyo in post-auth, and one"
+        echo "  auth log line per request. Informational; the target applies to **jasiyo**. Its"
+        echo "  retransmissions are packets radiusd discarded as \"conflicting packet ... unfinished request\":"
+        echo "  with $window requests in flight on one socket, radload reuses an identifier as soon as its"
+        echo "  reply arrives, sometimes before radiusd has finished the request that used it."
+    fi
+    echo
+    echo "## Snapshot (billing-daemon)"
+    echo
+    echo "Measured by billing-daemon's publisher (its debug log): the first publication at \`serve\`"
+    echo "(full load from Postgres, build, write + fsync + rename + generation bump), then one"
+    echo "\`UPDATE\` of one subscriber in psql and the time until the daemon logged the republication."
+    echo
+    echo "| subscribers | full load from Postgres ms | build ms | write+publish ms | build+publish ms | snapshot bytes | bytes/subscriber | daemon RSS MiB | UPDATE -> published ms | republish build+write ms |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for n in $subscribers; do
+        f="$results/daemon-$n.json"
+        if [ ! -f "$f" ]; then
+            echo "| $n | not measured | | | | | | | | |"
+            continue
+        fi
+        g="$results/republish-$n.json"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
+            "$(fmt '%.0f' "$(jq .full_load_ms "$f")")" "$(fmt '%.0f' "$(jq .build_ms "$f")")" \
+            "$(fmt '%.0f' "$(jq .write_ms "$f")")" \
+            "$(fmt '%.0f' "$(jq '.build_ms + .write_ms' "$f")")" "$(jq .snapshot_bytes "$f")" \
+            "$(fmt '%.1f' "$(jq .bytes_per_subscriber "$f")")" \
+            "$(fmt '%.0f' "$(jq '.daemon_rss_kib / 1024' "$f")")" \
+            "$(fmt '%.0f' "$(jq -r '.change_to_publish_ms // empty' "$g" 2>/dev/null)")" \
+            "$(fmt '%.0f' "$(jq -r '(.build_ms + .write_ms) // empty' "$g" 2>/dev/null)")"
+    done
+    echo
+    if [ "$criterion" = yes ]; then
+        echo "## In-process (criterion, \`cargo bench -p jasiyo-snapshot --bench lookup\`)"
+        echo
+        echo "Run with \`-- --warm-up-time 1 --measurement-time 4\`. Criterion reports the mean per"
+        echo "iteration (95 % confidence interval); \"worst sample\" is the slowest of its samples' means,"
+        echo "an upper bound on a typical lookup, not a per-lookup p99. The lookup benchmark formats the"
+        echo "username (\`format!\`) inside the timed loop, so it overstates the lookup itself."
+        echo
+        if [ -f "$results/criterion.json" ]; then
+            echo "| benchmark | mean | 95 % CI | worst sample |"
+            echo "|---|---:|---:|---:|"
+            jq -r --slurpfile s "$results/criterion-samples.json" '.[] | . as $b
+                | ($s[0] | map(select(.id == $b.id)) | first | .worst_sample_ns) as $w
+                | def t: if . >= 1e6 then "\(. / 1e6 * 100 | round / 100) ms"
+                         elif . >= 1e3 then "\(. / 1e3 * 100 | round / 100) us"
+                         else "\(. * 10 | round / 10) ns" end;
+                "| \(.id) | \(.mean_ns | t) | \(.mean_lo_ns | t) .. \(.mean_hi_ns | t) | \($w | if . then t else "" end) |"' \
+                "$results/criterion.json"
+            echo
+            grep -h 'bytes per subscriber' "$results/criterion.txt" | sed 's/^/Criterion data set: /' || true
+        else
+            echo "Not measured (cargo bench failed; see the raw results)."
+        fi
+        echo
+    fi
+
+    echo "## Targets (issue 2)"
+    echo
+    rj=$(ratio "$bigN" jasiyo)
+    bp=""
+    bps=""
+    if [ -f "$results/daemon-$bigN.json" ]; then
+        bp=$(jq '.build_ms + .write_ms' "$results/daemon-$bigN.json")
+        bps=$(jq .bytes_per_subscriber "$results/daemon-$bigN.json")
+    fi
+    lk=$(cfield "lookup by username, 1M subscribers" .mean_ns)
+    lkw=""
+    [ ! -f "$results/criterion-samples.json" ] ||
+        lkw=$(jq -r 'map(select(.id == "lookup by username, 1M subscribers")) | first | .worst_sample_ns // empty' "$results/criterion-samples.json")
+    echo "| target | measured | |"
+    echo "|---|---:|---|"
+    if [ "$bigN" = 1000000 ]; then
+        echo "| rlm_jasiyo >= 0.95x no-lookup req/s at 1M subscribers | $(fmt '%.2fx' "$rj") | $(met '>= 0.95' "$rj") |"
+        echo "| full snapshot of 1M subscribers built and published <= 1 s | $(fmt '%.0f ms' "$bp") (build + write, daemon log) | $(met '<= 1000' "$bp") |"
+        echo "| <= 256 bytes per subscriber | $(fmt '%.1f' "$bps") (daemon's file at 1M) | $(met '<= 256' "$bps") |"
+        rp=""
+        rpb=""
+        if [ -f "$results/republish-$bigN.json" ]; then
+            rp=$(jq .change_to_publish_ms "$results/republish-$bigN.json")
+            rpb=$(jq '.build_ms + .write_ms' "$results/republish-$bigN.json")
+        fi
+        echo "| (issue 2, \"The snapshot\") a new snapshot within 100 ms of a change, at 1M subscribers | $(fmt '%.0f ms' "$rp")$([ -z "$rpb" ] || printf ' (build + write %.0f ms)' "$rpb") | $(met '<= 100' "$rp") |"
+    else
+        echo "| rlm_jasiyo >= 0.95x no-lookup at 1M subscribers | not measured (largest run: $bigN) | not measured |"
+        echo "| full snapshot of 1M subscribers built and published <= 1 s | not measured | not measured |"
+        echo "| <= 256 bytes per subscriber | $(fmt '%.1f' "$bps") at $bigN | not measured at 1M |"
+    fi
+    echo "| lookup <= 1 us in-process (criterion, 1M subscribers) | $(fmt '%.0f ns mean' "$lk")$([ -z "$lkw" ] || printf ', %.0f ns worst sample' "$lkw") | $(met '<= 1000' "$lk") (on the mean) |"
+} >"$out"
+say "wrote $out ($((elapsed / 60)) min $((elapsed % 60)) s)"
