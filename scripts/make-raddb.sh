@@ -72,7 +72,12 @@ done
 [ -n "$module" ] || die "--module PATH_TO_librlm_jasiyo.so is required"
 [ -f "$module" ] || die "module $module not found (cargo build -p rlm_jasiyo)"
 [ -f "$system_raddb/radiusd.conf" ] || die "$system_raddb/radiusd.conf not found (apt-get install freeradius)"
-[[ "$clients_network" =~ ^[0-9A-Fa-f.:]+(/[0-9]+)?$ ]] || die "bad --clients-network $clients_network"
+[[ "$clients_network" =~ ^[0-9A-Fa-f.:]+/([0-9]+)$ ]] || die "bad --clients-network $clients_network (want a network such as 10.0.0.0/8)"
+# FreeRADIUS refuses to start with a single address as a dynamic-clients network ("Dynamic
+# clients MUST be a network"): say so here, in words an operator can act on.
+prefix=${BASH_REMATCH[1]}
+if [[ "$clients_network" == *:* ]]; then max_prefix=128; else max_prefix=32; fi
+[ "$prefix" -lt "$max_prefix" ] || die "--clients-network $clients_network is a single address; FreeRADIUS needs a network for dynamic clients (e.g. ${clients_network%/*}/31 or wider)"
 [ -n "$(getent passwd freerad)" ] || [ "$as_root" = 1 ] || die "user freerad does not exist (use --as-root)"
 
 mkdir -p "$out"

@@ -63,10 +63,10 @@ struct Cli {
     #[arg(long, default_value = "radload")]
     nas_identifier: String,
 
-    /// Username pattern; `{n}` is replaced by the subscriber number.
+    /// Username pattern; the placeholder n in braces is replaced by the subscriber number.
     #[arg(long, default_value = "user{n}")]
     users: String,
-    /// Password pattern; `{n}` is replaced by the subscriber number.
+    /// Password pattern, with the same placeholder as the username pattern.
     #[arg(long, default_value = "pass{n}")]
     password_pattern: String,
     /// One password for every user (overrides --password-pattern; default password for
@@ -89,7 +89,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Service::Pppoe)]
     service: Service,
 
-    /// Requests in flight at any time (split over ceil(window/256) sockets).
+    /// Requests in flight at any time (split over ceil(window/128) sockets).
     #[arg(long, default_value_t = 256)]
     window: usize,
     /// Stop issuing after this many requests.
@@ -119,6 +119,9 @@ struct Cli {
     #[arg(long)]
     json: bool,
 }
+
+/// Requests in flight per UDP socket.
+const PER_SOCKET_WINDOW: usize = 128;
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -180,7 +183,10 @@ fn run() -> anyhow::Result<bool> {
         })
         .transpose()?;
 
-    let sockets = cli.window.div_ceil(256);
+    // At most half of a socket's 256 identifiers in flight: freed identifiers queue up, so one
+    // is reused only after 128 others. Reusing it at once makes radiusd, which still holds
+    // the answered request for duplicate detection, drop the new one as "conflicting".
+    let sockets = cli.window.div_ceil(PER_SOCKET_WINDOW);
     let start = Instant::now();
     let shared = Arc::new(Shared {
         server,

@@ -1,4 +1,4 @@
-//! One worker: one UDP socket, up to 256 requests in flight (one per RADIUS identifier),
+//! One worker: one UDP socket, up to 128 requests in flight (one per RADIUS identifier),
 //! retransmission on timeout, reply verification.
 
 use std::io::ErrorKind;
