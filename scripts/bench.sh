@@ -288,7 +288,7 @@ load_jasiyo() {
     psql_q "${admin_url%/postgres}/jasiyo" -v n="$n" -v password="$password" -v rate="$rate_limit" \
         -v secret="$secret" -v days=$((session_timeout / 86400)) <<'EOF'
 SET session_replication_role = replica;
-TRUNCATE subscribers, routers, plans RESTART IDENTITY;
+TRUNCATE subscribers, routers, plans RESTART IDENTITY CASCADE;
 INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, service)
     VALUES ('bench', :'rate', 1000, 2592000, 'both');
 INSERT INTO routers (name, ip, secret) VALUES ('bench', '127.0.0.1', :'secret');

@@ -4,6 +4,7 @@
 //! Subcommands (see `main.rs`): `migrate`, `serve`, `token create`, `demo-data`.
 #![forbid(unsafe_code)]
 
+pub mod accounting;
 pub mod api;
 pub mod config;
 pub mod db;

@@ -130,7 +130,8 @@ async fn plain_sql_changes_are_published(pool: PgPool) {
     .await;
     assert_eq!(s.router_by_ip(ip).unwrap().secret(), b"b-secret");
 
-    sqlx::query("TRUNCATE routers")
+    // sessions and auth_log reference routers, so TRUNCATE needs CASCADE (it empties them too).
+    sqlx::query("TRUNCATE routers CASCADE")
         .execute(&pool)
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 //! Every `/api/v1` endpoint except `openapi.json` needs `Authorization: Bearer <token>`; tokens
 //! are created with `billing-daemon token create` and only their SHA-256 is stored.
 
+pub mod accounting;
 pub mod error;
 pub mod extract;
 pub mod plans;
@@ -38,12 +39,13 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Jasiyo billing API", description = "ISP billing for MikroTik routers: plans, routers (NAS) and subscribers."),
+    info(title = "Jasiyo billing API", description = "ISP billing for MikroTik routers: plans, routers (NAS), subscribers, sessions and usage."),
     paths(
         plans::create, plans::list, plans::get, plans::patch, plans::delete,
         routers::create, routers::list, routers::get, routers::patch, routers::delete, routers::routeros_script,
         subscribers::create, subscribers::list, subscribers::get, subscribers::patch, subscribers::delete,
         subscribers::suspend, subscribers::resume, subscribers::renew,
+        accounting::online, accounting::subscriber_sessions, accounting::usage, accounting::auth_log,
     ),
     modifiers(&BearerAuth),
 )]
@@ -106,6 +108,13 @@ pub fn app(state: AppState) -> axum::Router {
         )
         .route("/subscribers/{username}/resume", post(subscribers::resume))
         .route("/subscribers/{username}/renew", post(subscribers::renew))
+        .route("/sessions", get(accounting::online))
+        .route(
+            "/subscribers/{username}/sessions",
+            get(accounting::subscriber_sessions),
+        )
+        .route("/subscribers/{username}/usage", get(accounting::usage))
+        .route("/auth-log", get(accounting::auth_log))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/openapi.json", get(openapi_json));
     axum::Router::new()

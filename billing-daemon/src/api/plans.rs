@@ -140,10 +140,7 @@ pub async fn create(
     .bind(plan.service.as_str())
     .fetch_one(&st.pool)
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(plan_from_row(&row)?),
-    ))
+    Ok((StatusCode::CREATED, ApiJson(plan_from_row(&row)?)))
 }
 
 /// List plans.
@@ -153,10 +150,7 @@ pub async fn list(State(st): State<AppState>) -> Result<ApiJson<Vec<PlanOut>>, A
     let rows = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY id"))
         .fetch_all(&st.pool)
         .await?;
-    let plans = rows
-        .iter()
-        .map(plan_from_row)
-        .collect::<Result<_, _>>()?;
+    let plans = rows.iter().map(plan_from_row).collect::<Result<_, _>>()?;
     Ok(ApiJson(plans))
 }
 
