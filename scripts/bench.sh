@@ -721,7 +721,7 @@ describe() {
     echo "## RADIUS authentication (PAP)"
     echo
     echo "Load: \`jasiyo-radload\`, PAP Access-Requests with Message-Authenticator (PPPoE attribute set)"
-    echo "for bench1..benchN drawn at random, $window requests in flight (one UDP socket)."
+    echo "for bench1..benchN drawn at random, $window requests in flight ($(( (window + 127) / 128 )) UDP sockets, at most 128 each)."
     if [ "$pin" = yes ]; then
         echo "radiusd pinned to CPU 1 and the load generator to CPU 0 (\`taskset\`), so radiusd's CPU cost per"
         echo "request sets the rate (Postgres and billing-daemon are not pinned)."
@@ -775,9 +775,7 @@ describe() {
         echo "- **jasiyo-shipped**: the configuration Jasiyo ships, unchanged: dynamic clients from the"
         echo "  snapshot, filter_username, preprocess, chap/mschap/pap, rlm_jasiyo in post-auth, and one"
         echo "  auth log line per request. Informational; the target applies to **jasiyo**. Its"
-        echo "  retransmissions are packets radiusd discarded as \"conflicting packet ... unfinished request\":"
-        echo "  with $window requests in flight on one socket, radload reuses an identifier as soon as its"
-        echo "  reply arrives, sometimes before radiusd has finished the request that used it."
+        echo "  retransmissions are packets radiusd discarded as \"conflicting packet ... unfinished request\"."
     fi
     echo
     echo "## Snapshot (billing-daemon)"
@@ -809,9 +807,9 @@ describe() {
         echo "## In-process (criterion, \`cargo bench -p jasiyo-snapshot --bench lookup\`)"
         echo
         echo "Run with \`-- --warm-up-time 1 --measurement-time 4\`. Criterion reports the mean per"
-        echo "iteration (95 % confidence interval); \"worst sample\" is the slowest of its samples' means,"
-        echo "an upper bound on a typical lookup, not a per-lookup p99. The lookup benchmark formats the"
-        echo "username (\`format!\`) inside the timed loop, so it overstates the lookup itself."
+        echo "iteration (95 % confidence interval); \"worst sample\" is the slowest of its samples' means."
+        echo "The bench also times 500,000 lookups one at a time (each reading the password and expiry, as"
+        echo "the module does) for a per-lookup p50/p99; that timing includes reading the clock."
         echo
         if [ -f "$results/criterion.json" ]; then
             echo "| benchmark | mean | 95 % CI | worst sample |"
@@ -825,6 +823,8 @@ describe() {
                 "$results/criterion.json"
             echo
             grep -h 'bytes per subscriber' "$results/criterion.txt" | sed 's/^/Criterion data set: /' || true
+            echo
+            grep -h 'one at a time' "$results/criterion.txt" | sed 's/^/Per lookup: /' || true
         else
             echo "Not measured (cargo bench failed; see the raw results)."
         fi
@@ -841,6 +841,9 @@ describe() {
         bps=$(jq .bytes_per_subscriber "$results/daemon-$bigN.json")
     fi
     lk=$(cfield "lookup by username, 1M subscribers" .mean_ns)
+    lk99=""
+    [ ! -f "$results/criterion.txt" ] ||
+        lk99=$(sed -n 's/.*one at a time: .* p99 \([0-9]*\) ns.*/\1/p' "$results/criterion.txt" | head -n 1)
     lkw=""
     [ ! -f "$results/criterion-samples.json" ] ||
         lkw=$(jq -r 'map(select(.id == "lookup by username, 1M subscribers")) | first | .worst_sample_ns // empty' "$results/criterion-samples.json")
@@ -862,6 +865,10 @@ describe() {
         echo "| full snapshot of 1M subscribers built and published <= 1 s | not measured | not measured |"
         echo "| <= 256 bytes per subscriber | $(fmt '%.1f' "$bps") at $bigN | not measured at 1M |"
     fi
-    echo "| lookup <= 1 us in-process (criterion, 1M subscribers) | $(fmt '%.0f ns mean' "$lk")$([ -z "$lkw" ] || printf ', %.0f ns worst sample' "$lkw") | $(met '<= 1000' "$lk") (on the mean) |"
+    if [ -n "$lk99" ]; then
+        echo "| lookup <= 1 us p99 in-process (1M subscribers) | $lk99 ns p99 ($(fmt '%.0f ns' "$lk") criterion mean) | $(met '<= 1000' "$lk99") |"
+    else
+        echo "| lookup <= 1 us in-process (criterion, 1M subscribers) | $(fmt '%.0f ns mean' "$lk")$([ -z "$lkw" ] || printf ', %.0f ns worst sample' "$lkw") | $(met '<= 1000' "$lk") (on the mean) |"
+    fi
 } >"$out"
 say "wrote $out ($((elapsed / 60)) min $((elapsed % 60)) s)"
