@@ -131,20 +131,6 @@ daemon_pid=""
 pgdir="$work/pg"
 pg_port=""
 
-stop_pid() { # PID NAME: TERM, wait up to 10 s, KILL
-    local pid=$1 name=$2 i
-    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-        [ -d "/proc/$pid" ] || break
-        sleep 0.2
-    done
-    if [ -d "/proc/$pid" ]; then
-        warn "$name (pid $pid) did not stop after 10 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 stop_all_radiusd() {
     local c
     for c in "${!radiusd_pid[@]}"; do

@@ -119,22 +119,31 @@ pid_alive() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$word"
 }
 
-# Stops the process in pid file FILE (if it is alive and matches WORD): TERM,
-# wait up to 10 s, then KILL. Removes the pid file.
+# Stops process PID (named NAME in messages): TERM, wait up to 10 s, then KILL;
+# reaps it if it is our child. Does nothing if it is already gone.
+stop_pid() {
+    local pid=$1 name=$2
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        [ -d "/proc/$pid" ] || break
+        sleep 0.2
+    done
+    if [ -d "/proc/$pid" ]; then
+        warn "$name (pid $pid) did not stop after 10 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# Stops the process in pid file FILE (if it is alive and matches WORD) with
+# stop_pid, and removes the pid file.
 stop_pidfile() {
     local file=$1 word=$2 name=$3 pid
     if pid_alive "$file" "$word"; then
         pid=$(cat "$file")
         say "stopping $name (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            [ -d "/proc/$pid" ] || break
-            sleep 0.2
-        done
-        if [ -d "/proc/$pid" ]; then
-            warn "$name (pid $pid) did not stop after 10 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        stop_pid "$pid" "$name"
     fi
     rm -f "$file"
 }

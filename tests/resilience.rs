@@ -82,13 +82,10 @@ async fn radiusd_answers_from_the_last_snapshot_with_daemon_and_postgres_down() 
         }
     }
 
-    // nora is still valid in the last snapshot, and its expiry passes while
-    // nothing can publish a new one.
-    let reply = r.send(&pap("nora", "nora-pw")).await;
-    assert!(
-        reply.is_accept(),
-        "nora should still be valid right after the stop (the set-up took over 20 s?):\n{reply}"
-    );
+    // nora was valid when the last snapshot was published (polled above); her expiry passes
+    // while nothing can publish a new one, and radiusd alone must start rejecting her. On a
+    // slow machine the expiry may already have passed here; that is fine, the loop below
+    // only needs to end on the right reject (no assertion on how long anything took).
     let start = std::time::Instant::now();
     loop {
         let reply = r.send(&pap("nora", "nora-pw")).await;
