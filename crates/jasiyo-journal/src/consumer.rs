@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{CommitError, OpenError};
@@ -246,15 +246,7 @@ impl JournalConsumer {
                 Slot::Stale if sweeping => {
                     // A word inside an abandoned gap, or the header of a reservation after it
                     // whose writer has not claimed yet: poison it so that writer fails.
-                    if state
-                        .compare_exchange(
-                            word,
-                            layout::word(key, p, ABANDONED),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
+                    if poison(state, word, key, p) {
                         p += ALIGN;
                     }
                     // else: a writer claimed it just now; look again.
@@ -266,15 +258,7 @@ impl JournalConsumer {
                             if now.duration_since(s.since) < self.options.abandon_after {
                                 break;
                             }
-                            if state
-                                .compare_exchange(
-                                    word,
-                                    layout::word(key, p, ABANDONED),
-                                    Ordering::AcqRel,
-                                    Ordering::Relaxed,
-                                )
-                                .is_ok()
-                            {
+                            if poison(state, word, key, p) {
                                 self.stall = None;
                                 batch.abandoned += 1;
                                 map.abandoned_total().fetch_add(1, Ordering::Relaxed);
@@ -448,4 +432,18 @@ fn random_key() -> std::io::Result<u64> {
     let mut bytes = [0u8; 8];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(u64::from_le_bytes(bytes) & !layout::STATE_MASK)
+}
+
+/// Marks the slot at `position` abandoned if its state word still holds `seen`. Returns
+/// false when a writer changed it first (claimed or committed it): the one-word CAS decides
+/// that race, so a writer either finds its slot poisoned or the consumer finds it claimed.
+fn poison(state: &AtomicU64, seen: u64, key: u64, position: u64) -> bool {
+    state
+        .compare_exchange(
+            seen,
+            layout::word(key, position, ABANDONED),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
 }
