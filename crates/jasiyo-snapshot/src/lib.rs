@@ -77,7 +77,7 @@ pub use builder::{
 pub use error::{BuildError, PublishError, SnapshotError};
 pub use publish::Publisher;
 pub use reader::{Refresh, SnapshotGuard, SnapshotReader};
-pub use snapshot::{PlanView, RouterView, Snapshot, SubscriberView};
+pub use snapshot::{LoadMode, PlanView, RouterView, Snapshot, SubscriberView};
 
 /// Formats a MAC address the way RouterOS prints it: upper case, colon separated.
 pub fn format_mac(mac: [u8; 6]) -> String {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::control::{CONTROL_LEN, ControlMap, control_path, snapshot_path};
 use crate::error::PublishError;
 use crate::format;
-use crate::snapshot::SnapshotFile;
+use crate::snapshot::{LoadMode, SnapshotFile};
 
 /// Mode of the snapshot directory: the daemon's user writes, the group (freerad) reads.
 const DIR_MODE: u32 = 0o750;
@@ -103,7 +103,7 @@ impl Publisher {
         // Continue after whatever was published before, even if the daemon crashed between
         // renaming a snapshot into place and announcing it.
         let announced = control.generation().load(Ordering::Acquire);
-        let head = SnapshotFile::open(&snapshot_path(dir)).ok();
+        let head = SnapshotFile::open(&snapshot_path(dir), LoadMode::Map).ok();
         let on_disk = head.as_ref().map_or(0, SnapshotFile::generation);
         // Overlays may only follow a base that is still on disk.
         let base_generation = head
@@ -226,7 +226,7 @@ impl Publisher {
     /// Validates a written temporary file and checks it may follow what is published:
     /// returns its generation and base generation.
     fn check_written(&self, path: &Path) -> Result<(u64, u64), PublishError> {
-        let file = SnapshotFile::open(path)?;
+        let file = SnapshotFile::open(path, LoadMode::Map)?;
         let (generation, base) = (file.generation(), file.base_generation());
         if generation != self.next_generation() {
             return Err(PublishError::WrongGeneration {

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 
 use crate::control::{ControlMap, control_path, snapshot_path};
 use crate::error::SnapshotError;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{LoadMode, Snapshot};
 
 /// A borrowed handle on the current snapshot; cheap, lock-free, and keeps that snapshot's
 /// mapping alive until dropped.
@@ -40,6 +40,7 @@ pub enum Refresh {
 /// Follows the snapshots published into one directory. One per module instance.
 pub struct SnapshotReader {
     snapshot_path: PathBuf,
+    mode: LoadMode,
     control: ControlMap,
     current: ArcSwap<Snapshot>,
     /// The last announced generation this reader has acted on (loaded or refused).
@@ -63,6 +64,12 @@ impl SnapshotReader {
     /// Fails if the control file or the snapshot is missing or invalid: a RADIUS server
     /// without subscriber data should not start.
     pub fn open(dir: &Path) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, LoadMode::Auto)
+    }
+
+    /// Like [`Self::open`], holding the files as `mode` says (for example
+    /// [`LoadMode::Map`] for a reader that only needs routers).
+    pub fn open_with(dir: &Path, mode: LoadMode) -> Result<Self, SnapshotError> {
         let control_file = control_path(dir);
         let file = File::open(&control_file).map_err(|source| SnapshotError::Io {
             action: "opening",
@@ -80,9 +87,10 @@ impl SnapshotReader {
         // Read the announcement before opening the file: the file is at least that new.
         let announced = control.generation().load(Ordering::Acquire);
         let snapshot_path = snapshot_path(dir);
-        let snapshot = Snapshot::open(&snapshot_path)?;
+        let snapshot = Snapshot::open_with(&snapshot_path, mode)?;
         Ok(Self {
             snapshot_path,
+            mode,
             control,
             current: ArcSwap::from_pointee(snapshot),
             handled_generation: AtomicU64::new(announced),
@@ -123,7 +131,7 @@ impl SnapshotReader {
             return Refresh::Unchanged;
         }
         let current = self.current.load();
-        let outcome = match Snapshot::open_reusing(&self.snapshot_path, Some(&current)) {
+        let outcome = match Snapshot::open_reusing(&self.snapshot_path, Some(&current), self.mode) {
             Ok(snapshot) if snapshot.generation() >= announced => {
                 let generation = snapshot.generation();
                 self.current.store(Arc::new(snapshot));

@@ -39,6 +39,21 @@ impl Backing {
     }
 }
 
+/// How a reader holds snapshot files in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadMode {
+    /// Files of 16 MiB and more are copied into transparent-huge-page memory (fast lookups
+    /// at a million subscribers); smaller ones are mapped. For readers that look subscribers
+    /// up on every request.
+    #[default]
+    Auto,
+    /// Always map the file: shared with the page cache, no private copy. For readers that
+    /// need little of it (routers only) or read it once (validation).
+    Map,
+    /// Always copy into huge-page memory (tests of that path use small files).
+    HugePages,
+}
+
 /// Files at least this large are read into huge-page memory instead of mapped.
 ///
 /// A lookup touches two random places (index slot, record) of a file that at a million
@@ -70,8 +85,8 @@ pub(crate) struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// Maps and validates the snapshot file at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, SnapshotError> {
+    /// Loads (per `mode`) and validates the snapshot file at `path`.
+    pub(crate) fn open(path: &Path, mode: LoadMode) -> Result<Self, SnapshotError> {
         let io = |action| {
             move |source| SnapshotError::Io {
                 action,
@@ -87,7 +102,12 @@ impl SnapshotFile {
                 actual: len,
             });
         }
-        if len >= HUGE_PAGE_THRESHOLD {
+        let huge_pages = match mode {
+            LoadMode::Auto => len >= HUGE_PAGE_THRESHOLD,
+            LoadMode::Map => false,
+            LoadMode::HugePages => true,
+        };
+        if huge_pages {
             let len = usize::try_from(len).map_err(|_| SnapshotError::Malformed("file size"))?;
             let memory = read_into_huge_pages(&file, len).map_err(io("reading"))?;
             return Self::validate(Backing::HugePages(memory));
@@ -410,7 +430,12 @@ impl Snapshot {
     /// Opens the snapshot whose newest file is `path`: a base, or an overlay whose base
     /// (`base-<generation>.snap`) is opened from the same directory.
     pub fn open(path: &Path) -> Result<Self, SnapshotError> {
-        Self::open_reusing(path, None)
+        Self::open_reusing(path, None, LoadMode::Auto)
+    }
+
+    /// Like [`Self::open`], holding the files as `mode` says.
+    pub fn open_with(path: &Path, mode: LoadMode) -> Result<Self, SnapshotError> {
+        Self::open_reusing(path, None, mode)
     }
 
     /// Like [`Self::open`], reusing `previous`'s base mapping when the new file is an overlay
@@ -418,8 +443,9 @@ impl Snapshot {
     pub(crate) fn open_reusing(
         path: &Path,
         previous: Option<&Self>,
+        mode: LoadMode,
     ) -> Result<Self, SnapshotError> {
-        let head = SnapshotFile::open(path)?;
+        let head = SnapshotFile::open(path, mode)?;
         if head.base_generation == 0 {
             return Ok(Self {
                 head: Arc::new(head),
@@ -438,7 +464,7 @@ impl Snapshot {
             Some(base) => base,
             None => {
                 let base_path = path.with_file_name(format::base_file_name(wanted));
-                Arc::new(SnapshotFile::open(&base_path)?)
+                Arc::new(SnapshotFile::open(&base_path, mode)?)
             }
         };
         Self::combine(head, base)

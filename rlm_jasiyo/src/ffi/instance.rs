@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use jasiyo::freeradius as fr;
-use jasiyo_snapshot::{SnapshotError, SnapshotReader};
+use jasiyo_snapshot::{LoadMode, SnapshotError, SnapshotReader};
 
 use super::guard::guard;
 use super::log;
@@ -157,7 +157,16 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
         )));
     }
     let dir = PathBuf::from(dir);
-    let reader = SnapshotReader::open(&dir).map_err(|e| ModuleError::Snapshot(dir.clone(), e))?;
+    // The subscriber instance copies a large base into huge-page memory for fast lookups;
+    // the dynamic-clients instance only reads routers, so it maps the files and shares the
+    // page cache instead of holding a second private copy.
+    let mode = if inst.dynamic_clients {
+        LoadMode::Map
+    } else {
+        LoadMode::Auto
+    };
+    let reader =
+        SnapshotReader::open_with(&dir, mode).map_err(|e| ModuleError::Snapshot(dir.clone(), e))?;
     // SAFETY: instantiate time (caller contract).
     let attrs = unsafe { Attrs::resolve() }?;
     let current = reader.current();
