@@ -154,20 +154,10 @@ impl Publisher {
         self.last_generation + 1
     }
 
-    /// The generation last published (0 if none).
-    pub fn last_generation(&self) -> u64 {
-        self.last_generation
-    }
-
     /// The base generation overlays must be built on ([`crate::OverlayOf::base_generation`]);
     /// `None` until a base has been published, when the next publication must be a base.
     pub fn base_generation(&self) -> Option<u64> {
         self.base_generation
-    }
-
-    /// Path of the snapshot file readers open.
-    pub fn snapshot_path(&self) -> PathBuf {
-        snapshot_path(&self.dir)
     }
 
     /// Publishes a base built by [`crate::build_snapshot`] or an overlay built by

@@ -125,12 +125,12 @@ impl SnapshotReader {
         if announced == self.handled_generation.load(Ordering::Acquire) {
             return Refresh::Unchanged;
         }
-        if announced <= self.current.load().generation() {
+        let current = self.current.load();
+        if announced <= current.generation() {
             // Already current: the file was loaded before its announcement arrived.
             self.handled_generation.store(announced, Ordering::Release);
             return Refresh::Unchanged;
         }
-        let current = self.current.load();
         let outcome = match Snapshot::open_reusing(&self.snapshot_path, Some(&current), self.mode) {
             Ok(snapshot) if snapshot.generation() >= announced => {
                 let generation = snapshot.generation();

@@ -513,11 +513,6 @@ impl Snapshot {
         self.head.published_at
     }
 
-    /// Total size of the mapped files in bytes.
-    pub fn len_bytes(&self) -> usize {
-        self.head.bytes().len() + self.base.as_ref().map_or(0, |b| b.bytes().len())
-    }
-
     /// Number of subscribers.
     pub fn subscriber_count(&self) -> usize {
         usize::try_from(self.head.subscriber_total).unwrap_or(usize::MAX)
