@@ -1,8 +1,9 @@
 //! `jasiyo-radload`: a RADIUS load generator for benchmarking FreeRADIUS configurations.
 //!
-//! It sends PAP Access-Requests (with Message-Authenticator, like RouterOS v7) for a
-//! population of subscribers, keeps a fixed number of requests in flight, retransmits on
-//! timeout, verifies every reply's authenticators, and reports throughput and latency.
+//! It sends PAP Access-Requests (with Message-Authenticator, like RouterOS v7), or
+//! Accounting-Request Interim-Updates (`--kind interim`), for a population of subscribers,
+//! keeps a fixed number of requests in flight, retransmits on timeout, verifies every reply's
+//! authenticators, and reports throughput and latency.
 //!
 //! ```text
 //! jasiyo-radload --server 127.0.0.1:41812 --secret testing123 \
@@ -30,7 +31,7 @@ use clap::Parser;
 
 use crate::stats::{Report, Stats, percentiles};
 use crate::users::{Pattern, Users};
-use crate::worker::{Service, Shared};
+use crate::worker::{Kind, Service, Shared};
 
 /// What the replies are expected to be; anything else makes the exit status 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,11 +40,14 @@ enum Expect {
     Accept,
     /// Every request answered with Access-Reject.
     Reject,
+    /// Every request answered with Accounting-Response.
+    AccountingResponse,
     /// Anything goes (exit status 0 unless a run-time error occurs).
     Any,
 }
 
-/// RADIUS load generator: PAP Access-Requests with a fixed in-flight window.
+/// RADIUS load generator: PAP Access-Requests or accounting Interim-Updates with a fixed
+/// in-flight window.
 #[derive(Debug, Parser)]
 #[command(name = "jasiyo-radload", version, about)]
 struct Cli {
@@ -88,6 +92,10 @@ struct Cli {
     /// Which RouterOS service the requests imitate.
     #[arg(long, value_enum, default_value_t = Service::Pppoe)]
     service: Service,
+    /// What to send: Access-Requests (to the authentication port) or Interim-Updates (to
+    /// the accounting port; one session per subscriber, counters growing with every packet).
+    #[arg(long, value_enum, default_value_t = Kind::Access)]
+    kind: Kind,
 
     /// Requests in flight at any time (split over ceil(window/128) sockets).
     #[arg(long, default_value_t = 256)]
@@ -195,6 +203,7 @@ fn run() -> anyhow::Result<bool> {
         users,
         random_users: cli.random,
         service: cli.service,
+        kind: cli.kind,
         nas_ip: cli.nas_ip.unwrap_or(cli.bind),
         nas_identifier: cli.nas_identifier,
         message_authenticator: !cli.no_message_authenticator,
@@ -251,5 +260,6 @@ fn run() -> anyhow::Result<bool> {
         Expect::Any => true,
         Expect::Accept => clean && s.sent > 0 && s.accept == s.sent,
         Expect::Reject => clean && s.sent > 0 && s.reject == s.sent,
+        Expect::AccountingResponse => clean && s.sent > 0 && s.accounting_response == s.sent,
     })
 }

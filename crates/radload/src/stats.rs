@@ -10,6 +10,8 @@ pub(crate) struct Stats {
     pub(crate) accept: u64,
     pub(crate) reject: u64,
     pub(crate) challenge: u64,
+    /// Accounting-Responses.
+    pub(crate) accounting_response: u64,
     /// Verified replies with any other code.
     pub(crate) other: u64,
     /// Requests that got no valid reply after every retransmission.
@@ -35,6 +37,7 @@ impl Stats {
         self.accept += o.accept;
         self.reject += o.reject;
         self.challenge += o.challenge;
+        self.accounting_response += o.accounting_response;
         self.other += o.other;
         self.timeouts += o.timeouts;
         self.retransmits += o.retransmits;
@@ -47,7 +50,7 @@ impl Stats {
     }
 
     pub(crate) fn completed(&self) -> u64 {
-        self.accept + self.reject + self.challenge + self.other
+        self.accept + self.reject + self.challenge + self.accounting_response + self.other
     }
 }
 
@@ -107,7 +110,8 @@ impl Report {
         let s = &self.stats;
         format!(
             "radload: {} sent, {} answered in {:.2} s = {:.0} req/s (window {}); \
-             accept {} reject {} challenge {} other {} timeout {} retransmit {} \
+             accept {} reject {} challenge {} accounting-response {} other {} timeout {} \
+             retransmit {} \
              bad-auth {} missing-MA {} stale {} malformed {} socket-errors {}; \
              latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
             s.sent,
@@ -118,6 +122,7 @@ impl Report {
             s.accept,
             s.reject,
             s.challenge,
+            s.accounting_response,
             s.other,
             s.timeouts,
             s.retransmits,
@@ -146,6 +151,7 @@ impl Report {
             "accept": s.accept,
             "reject": s.reject,
             "challenge": s.challenge,
+            "accounting_response": s.accounting_response,
             "other": s.other,
             "timeouts": s.timeouts,
             "retransmits": s.retransmits,

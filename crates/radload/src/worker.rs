@@ -25,6 +25,15 @@ pub(crate) enum Service {
     Plain,
 }
 
+/// Which requests to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Kind {
+    /// Access-Request with User-Password.
+    Access,
+    /// Accounting-Request, Acct-Status-Type Interim-Update.
+    Interim,
+}
+
 /// Settings shared by every worker.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -34,6 +43,7 @@ pub(crate) struct Shared {
     pub(crate) users: Users,
     pub(crate) random_users: bool,
     pub(crate) service: Service,
+    pub(crate) kind: Kind,
     pub(crate) nas_ip: Ipv4Addr,
     pub(crate) nas_identifier: String,
     pub(crate) message_authenticator: bool,
@@ -102,9 +112,18 @@ pub(crate) fn run(shared: &Arc<Shared>, window: usize) -> anyhow::Result<Stats> 
             };
             shared.users.get(index, &mut user, &mut pass);
             let mut authenticator = [0u8; 16];
-            rng.fill_bytes(&mut authenticator);
-            let packet = build_request(shared, id, authenticator, index, &user, &pass)?;
+            let packet = match shared.kind {
+                Kind::Access => {
+                    rng.fill_bytes(&mut authenticator);
+                    build_request(shared, id, authenticator, index, &user, &pass)?
+                }
+                Kind::Interim => build_interim(shared, id, index, seq, &user),
+            };
             packet.encode_into(&shared.secret, &mut encode_buf)?;
+            if let Some(computed) = Packet::authenticator_from_wire(&encode_buf) {
+                // Accounting: the Request Authenticator is the digest encode computed.
+                authenticator = computed;
+            }
             let now = Instant::now();
             if sock.send(&encode_buf).is_err() {
                 stats.socket_errors += 1;
@@ -223,6 +242,7 @@ fn handle_reply(
         Code::ACCESS_ACCEPT => stats.accept += 1,
         Code::ACCESS_REJECT => stats.reject += 1,
         Code::ACCESS_CHALLENGE => stats.challenge += 1,
+        Code::ACCOUNTING_RESPONSE => stats.accounting_response += 1,
         _ => stats.other += 1,
     }
 }
@@ -303,6 +323,45 @@ pub(crate) fn build_request(
     Ok(p)
 }
 
+/// An Interim-Update for subscriber `index` as RouterOS sends it for a PPPoE session: one
+/// session per subscriber (Acct-Session-Id from the index), cumulative counters that grow
+/// with the request sequence number (so every packet carries new usage), Gigawords included.
+pub(crate) fn build_interim(shared: &Shared, id: u8, index: u64, seq: u64, user: &str) -> Packet {
+    let nas_port = u32::try_from(index % u64::from(u32::MAX)).unwrap_or(0);
+    let input = (seq + 1).saturating_mul(1_500_000);
+    let output = (seq + 1).saturating_mul(9_000_000);
+    let seconds = u32::try_from((seq + 1).saturating_mul(60) % u64::from(u32::MAX)).unwrap_or(0);
+    let low = |v: u64| (v & 0xffff_ffff) as u32;
+    let high = |v: u64| u32::try_from(v >> 32).unwrap_or(u32::MAX);
+    let b = nas_port.to_be_bytes();
+    Packet::accounting_request(id)
+        .with_integer(
+            attr::ACCT_STATUS_TYPE,
+            attr::acct_status_type::INTERIM_UPDATE,
+        )
+        .with_string(attr::USER_NAME, user)
+        .with_string(attr::ACCT_SESSION_ID, &format!("{index:08x}"))
+        .with_integer(attr::NAS_PORT, nas_port)
+        .with_integer(attr::NAS_PORT_TYPE, attr::nas_port_type::ETHERNET)
+        .with_string(attr::NAS_PORT_ID, "ether2")
+        .with_integer(attr::SERVICE_TYPE, attr::service_type::FRAMED_USER)
+        .with_integer(attr::FRAMED_PROTOCOL, attr::framed_protocol::PPP)
+        .with_string(attr::CALLING_STATION_ID, &mac_for(index))
+        .with_string(attr::CALLED_STATION_ID, "pppoe-bench")
+        .with_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, b[1], b[2], b[3]))
+        .with_integer(attr::ACCT_AUTHENTIC, 1)
+        .with_integer(attr::ACCT_SESSION_TIME, seconds)
+        .with_integer(attr::ACCT_INPUT_OCTETS, low(input))
+        .with_integer(attr::ACCT_INPUT_GIGAWORDS, high(input))
+        .with_integer(attr::ACCT_OUTPUT_OCTETS, low(output))
+        .with_integer(attr::ACCT_OUTPUT_GIGAWORDS, high(output))
+        .with_integer(attr::ACCT_INPUT_PACKETS, low(input / 1000))
+        .with_integer(attr::ACCT_OUTPUT_PACKETS, low(output / 1000))
+        .with_integer(attr::ACCT_DELAY_TIME, 0)
+        .with_string(attr::NAS_IDENTIFIER, &shared.nas_identifier)
+        .with_ipv4(attr::NAS_IP_ADDRESS, shared.nas_ip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +380,7 @@ mod tests {
             },
             random_users: false,
             service,
+            kind: Kind::Access,
             nas_ip: Ipv4Addr::new(127, 0, 0, 1),
             nas_identifier: "radload".into(),
             message_authenticator: true,
@@ -349,5 +409,22 @@ mod tests {
             );
         }
         assert_eq!(mac_for(0x0102_0304), "02:00:01:02:03:04");
+    }
+
+    #[test]
+    fn interim_updates_verify_and_carry_gigawords() {
+        let s = shared(Service::Pppoe);
+        let p = build_interim(&s, 7, 4, 5000, "u5");
+        let bytes = p.encode(&s.secret).unwrap();
+        let d = Packet::decode(&bytes).unwrap();
+        d.verify_request(&s.secret).unwrap();
+        assert_eq!(d.integer(attr::ACCT_STATUS_TYPE).unwrap(), Some(3));
+        assert_eq!(d.string(attr::ACCT_SESSION_ID).unwrap(), Some("00000004"));
+        // 5001 x 9,000,000 = 45,009,000,000 = 10 x 2^32 + 2,059,327,040
+        assert_eq!(d.integer(attr::ACCT_OUTPUT_GIGAWORDS).unwrap(), Some(10));
+        assert_eq!(
+            d.integer(attr::ACCT_OUTPUT_OCTETS).unwrap(),
+            Some(2_059_327_040)
+        );
     }
 }
