@@ -9,6 +9,12 @@
 //! Requests go out through `radclient` from freeradius-utils and its output is
 //! parsed into a [`Reply`].
 //!
+//! Each stack has its own accounting journal ([`Stack::journal_path`], in the
+//! test's temporary directory, [`StackOptions::journal_capacity`] bytes): the
+//! daemon creates it and radiusd's `jasiyo` appends to it, so Accounting-Requests
+//! sent with [`Radius::send_acct`] land in Postgres. [`Stack::wait_journal_drained`]
+//! and [`Stack::wait_for_sql`] wait for them there.
+//!
 //! Every process started here is killed by pid when the [`Stack`] drops, also
 //! when the test panics; the logs of a failed test are printed then.
 //!
