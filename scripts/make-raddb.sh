@@ -3,10 +3,11 @@
 # system's /etc/freeradius/3.0 plus freeradius-config/, without touching the system one.
 #
 #   scripts/make-raddb.sh OUT_DIR --auth-port N --acct-port N --snapshot-dir DIR \
-#       --module PATH/librlm_jasiyo.so [--clients-network CIDR] [--as-root]
+#       --module PATH/librlm_jasiyo.so [--journal PATH] [--clients-network CIDR] [--as-root]
 #
 # Options can also come from the environment: JASIYO_AUTH_PORT, JASIYO_ACCT_PORT,
-# JASIYO_SNAPSHOT_DIR, JASIYO_MODULE, JASIYO_CLIENTS_NETWORK (default 127.0.0.0/8),
+# JASIYO_SNAPSHOT_DIR, JASIYO_MODULE, JASIYO_JOURNAL_PATH (default
+# /var/lib/jasiyo/journal/accounting.journal), JASIYO_CLIENTS_NETWORK (default 127.0.0.0/8),
 # JASIYO_RADDB_AS_ROOT=1, FREERADIUS_RADDB (default /etc/freeradius/3.0).
 #
 # The result:
@@ -15,6 +16,8 @@
 # - has no static clients: packets from --clients-network are answered through dynamic
 #   clients defined from the snapshot (routers in billing-daemon);
 # - loads OUT_DIR/lib/rlm_jasiyo.so (a copy of --module) before /usr/lib/freeradius;
+# - journals accounting (and post-auth results) to --journal, the file billing-daemon
+#   consumes (its JASIYO_JOURNAL_PATH);
 # - logs to OUT_DIR/log/radius.log (or stdout with -l stdout), with auth results;
 # - sends Access-Rejects without the stock 1 s delay (reject_delay = 0), for tests;
 # - is readable by the freerad user that radiusd switches to (unless --as-root, which drops
@@ -24,7 +27,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() {
@@ -42,6 +45,7 @@ auth_port=${JASIYO_AUTH_PORT:-}
 acct_port=${JASIYO_ACCT_PORT:-}
 snapshot_dir=${JASIYO_SNAPSHOT_DIR:-}
 module=${JASIYO_MODULE:-}
+journal=${JASIYO_JOURNAL_PATH:-/var/lib/jasiyo/journal/accounting.journal}
 clients_network=${JASIYO_CLIENTS_NETWORK:-127.0.0.0/8}
 as_root=${JASIYO_RADDB_AS_ROOT:-0}
 
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
         --acct-port) acct_port=${2:?}; shift 2 ;;
         --snapshot-dir) snapshot_dir=${2:?}; shift 2 ;;
         --module) module=${2:?}; shift 2 ;;
+        --journal) journal=${2:?}; shift 2 ;;
         --clients-network) clients_network=${2:?}; shift 2 ;;
         --as-root) as_root=1; shift ;;
         -h | --help) usage ;;
@@ -87,6 +92,7 @@ if [ -n "$(ls -A "$out")" ] && [ ! -f "$out/radiusd.conf" ]; then
     die "$out is not empty and is not a raddb; refusing to wipe it"
 fi
 snapshot_dir=$(realpath -m "$snapshot_dir")
+journal=$(realpath -m "$journal")
 
 # Start from a clean copy of the system configuration.
 find "$out" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
@@ -109,6 +115,10 @@ sed -i -E "s|^([[:space:]]*snapshot_dir = )/var/lib/jasiyo/snapshot$|\1$snapshot
     "$out/mods-available/jasiyo"
 grep -q "snapshot_dir = $snapshot_dir\$" "$out/mods-available/jasiyo" ||
     die "could not set snapshot_dir in mods-available/jasiyo"
+sed -i -E "s|^([[:space:]]*journal = )/var/lib/jasiyo/journal/accounting\.journal$|\1$journal|" \
+    "$out/mods-available/jasiyo"
+grep -q "journal = $journal\$" "$out/mods-available/jasiyo" ||
+    die "could not set journal in mods-available/jasiyo"
 ln -s ../mods-available/jasiyo "$out/mods-enabled/jasiyo"
 
 # The site, listening on 127.0.0.1 and the given ports only.
@@ -165,11 +175,13 @@ if [ "$as_root" != 1 ]; then
             die "freerad cannot read $out/radiusd.conf (a parent directory is not searchable?)"
         runuser -u freerad -- test -x "$snapshot_dir" ||
             echo "make-raddb: warning: freerad cannot enter $snapshot_dir (yet?); radiusd will fail to start until it can" >&2
+        runuser -u freerad -- test -w "$journal" ||
+            echo "make-raddb: warning: freerad cannot write $journal (yet?); accounting fails (no responses) until billing-daemon created it" >&2
     fi
 fi
 
 cat <<EOF
-raddb ready in $out (auth 127.0.0.1:$auth_port, acct 127.0.0.1:$acct_port, clients $clients_network)
+raddb ready in $out (auth 127.0.0.1:$auth_port, acct 127.0.0.1:$acct_port, clients $clients_network, journal $journal)
 check:  freeradius -C -d $out
 start:  FR_LIBRARY_PATH=$out/lib:/usr/lib/freeradius freeradius -f -l stdout -d $out
 debug:  FR_LIBRARY_PATH=$out/lib:/usr/lib/freeradius freeradius -X -d $out

@@ -16,6 +16,9 @@
 #   JASIYO_LISTEN           daemon API address [127.0.0.1:58080]
 #   JASIYO_SNAPSHOT_DIR     where the daemon publishes the snapshot [.jasiyo/snapshot]
 #   JASIYO_SNAPSHOT_GROUP   group that may read it (radiusd's) [freerad]
+#   JASIYO_JOURNAL_PATH     accounting journal (daemon creates, radiusd appends)
+#                           [.jasiyo/journal/accounting.journal]
+#   JASIYO_JOURNAL_CAPACITY its size, fixed when created [64M]
 #   JASIYO_RADIUS_AUTH_PORT / JASIYO_RADIUS_ACCT_PORT  radiusd ports [51812/51813]
 #   JASIYO_LOG              daemon log filter [info]
 set -euo pipefail
@@ -32,6 +35,8 @@ pg_port=${JASIYO_PG_PORT:-55432}
 listen=${JASIYO_LISTEN:-127.0.0.1:58080}
 snapshot_dir=${JASIYO_SNAPSHOT_DIR:-$state/snapshot}
 snapshot_group=${JASIYO_SNAPSHOT_GROUP:-freerad}
+journal_path=${JASIYO_JOURNAL_PATH:-$state/journal/accounting.journal}
+journal_capacity=${JASIYO_JOURNAL_CAPACITY:-64M}
 auth_port=${JASIYO_RADIUS_AUTH_PORT:-51812}
 acct_port=${JASIYO_RADIUS_ACCT_PORT:-51813}
 raddb="$state/raddb"
@@ -84,6 +89,7 @@ start_private_postgres() {
 export_daemon_env() {
     export DATABASE_URL JASIYO_LISTEN="$listen" JASIYO_SNAPSHOT_DIR="$snapshot_dir" \
         JASIYO_SNAPSHOT_GROUP="$snapshot_group" JASIYO_RADIUS_AUTH_PORT="$auth_port" \
+        JASIYO_JOURNAL_PATH="$journal_path" JASIYO_JOURNAL_CAPACITY="$journal_capacity" \
         JASIYO_RADIUS_ACCT_PORT="$acct_port" JASIYO_LOG="${JASIYO_LOG:-info}"
 }
 
@@ -116,6 +122,7 @@ cmd_up() {
     chmod 0711 "$state"
     ensure_reachable freerad "$state/x"
     ensure_reachable freerad "$snapshot_dir"
+    ensure_reachable freerad "$(dirname "$journal_path")"
 
     say "building (cargo build --$profile)"
     cargo build --"$profile" -p billing-daemon -p rlm_jasiyo
@@ -168,7 +175,8 @@ cmd_up() {
     say "building the raddb overlay in $raddb (auth $auth_port, acct $acct_port)"
     rm -rf "$raddb"
     "$root/scripts/make-raddb.sh" "$raddb" --auth-port "$auth_port" --acct-port "$acct_port" \
-        --snapshot-dir "$snapshot_dir" --module "$bin/librlm_jasiyo.so" >>"$logs/make-raddb.log"
+        --snapshot-dir "$snapshot_dir" --journal "$journal_path" \
+        --module "$bin/librlm_jasiyo.so" >>"$logs/make-raddb.log"
 
     say "starting radiusd"
     local log="$logs/radiusd.log" from

@@ -12,6 +12,11 @@
 //! | `radius_public_address` | `JASIYO_RADIUS_PUBLIC_ADDRESS` | `127.0.0.1` (used in RouterOS scripts)       |
 //! | `radius_auth_port`      | `JASIYO_RADIUS_AUTH_PORT`      | `1812`                                       |
 //! | `radius_acct_port`      | `JASIYO_RADIUS_ACCT_PORT`      | `1813`                                       |
+//! | `journal_path`          | `JASIYO_JOURNAL_PATH`          | `/var/lib/jasiyo/journal/accounting.journal` |
+//! | `journal_capacity`      | `JASIYO_JOURNAL_CAPACITY`      | `64M` (bytes, or with a K/M/G suffix)        |
+//!
+//! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
+//! group (radiusd's), so the module can append.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,6 +67,51 @@ struct FileConfig {
     radius_public_address: Option<String>,
     radius_auth_port: Option<u16>,
     radius_acct_port: Option<u16>,
+    journal_path: Option<PathBuf>,
+    journal_capacity: Option<ByteSize>,
+}
+
+/// Default journal file.
+pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/jasiyo/journal/accounting.journal";
+/// Default journal ring size: 64 MiB, about 200,000 accounting packets (minutes of a
+/// large ISP's peak with the daemon or Postgres down).
+pub const DEFAULT_JOURNAL_CAPACITY: u64 = 64 << 20;
+
+/// A byte count in the config file: a number, or a string with an optional K/M/G suffix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Number(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    fn bytes(&self, key: &str) -> anyhow::Result<u64> {
+        match self {
+            Self::Number(n) => Ok(*n),
+            Self::Text(s) => parse_byte_size(s).with_context(|| format!("{key} {s:?}")),
+        }
+    }
+}
+
+/// Parses `65536`, `64K`, `64M`, `1G` (binary units; `KiB`/`MiB`/`GiB` and lower case
+/// accepted).
+pub fn parse_byte_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a byte count (e.g. 67108864 or 64M)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        other => bail!("unknown unit {other:?} (use K, M or G)"),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| anyhow::anyhow!("too large"))
 }
 
 /// Where the routers should send RADIUS (only used to write RouterOS scripts).
@@ -92,6 +142,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// RADIUS server as routers see it.
     pub radius: RadiusSettings,
+    /// The accounting journal file shared with rlm_jasiyo.
+    pub journal_path: PathBuf,
+    /// Its ring size in bytes (a multiple of 4096; fixed when the file is created).
+    pub journal_capacity: u64,
 }
 
 impl Settings {
@@ -155,6 +209,23 @@ impl Settings {
             auth_port: port("JASIYO_RADIUS_AUTH_PORT", f.radius_auth_port, 1812)?,
             acct_port: port("JASIYO_RADIUS_ACCT_PORT", f.radius_acct_port, 1813)?,
         };
+        let journal_path = env("JASIYO_JOURNAL_PATH")
+            .map(PathBuf::from)
+            .or(f.journal_path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL_PATH));
+        let journal_capacity = match env("JASIYO_JOURNAL_CAPACITY") {
+            Some(v) => {
+                parse_byte_size(&v).with_context(|| format!("JASIYO_JOURNAL_CAPACITY {v:?}"))?
+            }
+            None => f
+                .journal_capacity
+                .map(|c| c.bytes("journal_capacity"))
+                .transpose()?
+                .unwrap_or(DEFAULT_JOURNAL_CAPACITY),
+        };
+        if journal_capacity % 4096 != 0 || journal_capacity < 4096 {
+            bail!("journal capacity {journal_capacity} must be a positive multiple of 4096 bytes");
+        }
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -163,6 +234,8 @@ impl Settings {
             log,
             log_format,
             radius,
+            journal_path,
+            journal_capacity,
         };
         settings.connect_options()?;
         Ok(settings)
@@ -224,6 +297,39 @@ mod tests {
         assert_eq!(s.snapshot_group.as_deref(), Some("freerad"));
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.radius.auth_port, 1812);
+        assert_eq!(s.journal_path, PathBuf::from(DEFAULT_JOURNAL_PATH));
+        assert_eq!(s.journal_capacity, 64 << 20);
+    }
+
+    #[test]
+    fn journal_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "journal_path = \"/tmp/j\"\njournal_capacity = \"8M\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.journal_path, PathBuf::from("/tmp/j"));
+        assert_eq!(s.journal_capacity, 8 << 20);
+        std::fs::write(&path, "journal_capacity = 1048576\n").unwrap();
+        let s =
+            Settings::load_with(Some(&path), env_of(&[("JASIYO_JOURNAL_CAPACITY", "1G")])).unwrap();
+        assert_eq!(s.journal_capacity, 1 << 30);
+        assert!(Settings::load_with(None, env_of(&[("JASIYO_JOURNAL_CAPACITY", "5000")])).is_err());
+        assert!(Settings::load_with(None, env_of(&[("JASIYO_JOURNAL_CAPACITY", "4T")])).is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("65536").unwrap(), 65536);
+        assert_eq!(parse_byte_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_byte_size("64 MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_byte_size("2g").unwrap(), 2 << 30);
+        assert!(parse_byte_size("").is_err());
+        assert!(parse_byte_size("M").is_err());
+        assert!(parse_byte_size("99999999999999999999G").is_err());
     }
 
     #[test]

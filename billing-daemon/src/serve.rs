@@ -1,4 +1,5 @@
-//! `serve`: publish the first snapshot, then answer HTTP until SIGTERM or Ctrl-C.
+//! `serve`: publish the first snapshot, start the journal consumer, then answer HTTP until
+//! SIGTERM or Ctrl-C.
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
 use crate::publisher;
@@ -31,6 +33,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let snapshot = publisher::start(pool.clone(), &settings.snapshot_dir, gid)
         .await
         .context("publishing the first snapshot")?;
+    // The snapshot group is radiusd's: the module appends to the journal as that user.
+    let journal = consumer::start(
+        pool.clone(),
+        &JournalConfig::new(&settings.journal_path, settings.journal_capacity, gid),
+    )
+    .await
+    .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -39,6 +48,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         listen = %addr,
         snapshot_dir = %settings.snapshot_dir.display(),
         snapshot_generation = snapshot.generation(),
+        journal = %settings.journal_path.display(),
         database = %settings.database_display(),
         "billing-daemon ready"
     );
@@ -51,11 +61,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         pool,
         snapshot: snapshot.clone(),
         radius: settings.radius.clone(),
+        journal: Some(journal.stats()),
     };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server")?;
+    // The consumer finishes the batch it is storing, so a stop loses no work.
+    journal.shutdown().await;
     snapshot.shutdown().await;
     tracing::info!("billing-daemon stopped");
     Ok(())

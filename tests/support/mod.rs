@@ -9,6 +9,12 @@
 //! Requests go out through `radclient` from freeradius-utils and its output is
 //! parsed into a [`Reply`].
 //!
+//! Each stack has its own accounting journal ([`Stack::journal_path`], in the
+//! test's temporary directory, [`StackOptions::journal_capacity`] bytes): the
+//! daemon creates it and radiusd's `jasiyo` appends to it, so Accounting-Requests
+//! sent with [`Radius::send_acct`] land in Postgres. [`Stack::wait_journal_drained`]
+//! and [`Stack::wait_for_sql`] wait for them there.
+//!
 //! Every process started here is killed by pid when the [`Stack`] drops, also
 //! when the test panics; the logs of a failed test are printed then.
 //!
@@ -84,6 +90,9 @@ pub(crate) struct StackOptions {
     /// Run on a Postgres cluster of the test's own (for tests that stop Postgres)
     /// instead of the shared test cluster.
     pub(crate) own_postgres: bool,
+    /// Size of the accounting journal the daemon creates (`JASIYO_JOURNAL_CAPACITY`:
+    /// bytes, or with a K/M/G suffix; a multiple of 4096). Small sizes let a test fill it.
+    pub(crate) journal_capacity: String,
 }
 
 impl Default for StackOptions {
@@ -91,6 +100,7 @@ impl Default for StackOptions {
         Self {
             local_router: true,
             own_postgres: false,
+            journal_capacity: "8M".to_owned(),
         }
     }
 }
@@ -111,6 +121,7 @@ pub(crate) struct Stack {
     radiusd: Option<Child>,
     pg: Option<PgCluster>,
     dir: Option<tempfile::TempDir>,
+    journal_capacity: String,
 }
 
 pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
@@ -141,6 +152,7 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         radiusd: None,
         pg: None,
         dir: None,
+        journal_capacity: options.journal_capacity.clone(),
     };
     let tmp = dir.path().to_path_buf();
     stack.dir = Some(dir);
@@ -182,17 +194,8 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         .expect("billing-daemon token create printed a token")
         .to_string();
     let api_port = free_tcp_port();
-    let daemon_log = fs::File::create(tmp.join("daemon.log")).expect("daemon.log");
-    let child = daemon_command(&daemon_bin, &stack.db_url, &tmp)
-        .arg("serve")
-        .env("JASIYO_LISTEN", format!("127.0.0.1:{api_port}"))
-        .stdout(daemon_log.try_clone().expect("dup"))
-        .stderr(daemon_log)
-        .spawn()
-        .expect("spawn billing-daemon serve");
-    stack.daemon = Some(child);
     stack.api = Api::new(format!("http://127.0.0.1:{api_port}"), token);
-    stack.wait_healthy().await;
+    stack.start_daemon().await;
 
     if options.local_router {
         stack.create_local_router().await;
@@ -211,6 +214,8 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
             .args(["--acct-port", &stack.radius.acct_port.to_string()])
             .arg("--snapshot-dir")
             .arg(tmp.join("snapshot"))
+            .arg("--journal")
+            .arg(journal_path(&tmp))
             .arg("--module")
             .arg(&module),
         "scripts/make-raddb.sh",
@@ -306,6 +311,102 @@ impl Stack {
                 tail(&log, 60)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The accounting journal the daemon consumes and radiusd appends to
+    /// (`<test tmp>/journal/accounting.journal`).
+    pub(crate) fn journal_path(&self) -> PathBuf {
+        journal_path(self.tmp())
+    }
+
+    /// Starts `billing-daemon serve` on the stack's API port (again, after
+    /// [`Stack::stop_daemon`] or [`Stack::kill_daemon`]) and waits for `/healthz`.
+    /// The daemon reopens the same journal and resumes from its read position.
+    pub(crate) async fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "billing-daemon is already running");
+        let tmp = self.tmp().to_path_buf();
+        let listen = self
+            .api
+            .base
+            .strip_prefix("http://")
+            .expect("http API")
+            .to_owned();
+        // Appended, so the log of a daemon killed earlier is kept.
+        let daemon_log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(tmp.join("daemon.log"))
+            .expect("daemon.log");
+        let child = daemon_command(&built("billing-daemon"), &self.db_url, &tmp)
+            .arg("serve")
+            .env("JASIYO_LISTEN", listen)
+            .env("JASIYO_JOURNAL_CAPACITY", &self.journal_capacity)
+            .stdout(daemon_log.try_clone().expect("dup"))
+            .stderr(daemon_log)
+            .spawn()
+            .expect("spawn billing-daemon serve");
+        self.daemon = Some(child);
+        self.wait_healthy().await;
+    }
+
+    /// Kills billing-daemon with SIGKILL (no clean shutdown), and reaps it.
+    pub(crate) fn kill_daemon(&mut self) {
+        if let Some(child) = self.daemon.take() {
+            kill(child);
+        }
+    }
+
+    /// The daemon's `/healthz` body (snapshot generation and the `journal` numbers:
+    /// `reserved`, `committed`, `lag_bytes`, `records_applied_total`, ...).
+    pub(crate) async fn health(&self) -> Value {
+        let url = format!("{}/healthz", self.api.base);
+        let resp = self
+            .api
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Waits until `sql` (one value, as psql prints it unaligned) equals `expected`;
+    /// panics after [`DEADLINE`] with the last value. For rows that the journal
+    /// consumer writes a few milliseconds after radiusd answered.
+    pub(crate) async fn wait_for_sql(&self, sql: &str, expected: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let got = self.sql(sql);
+            if got.trim() == expected {
+                return got;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{sql}: {got:?}, not {expected:?} after {DEADLINE:?}\n---- daemon log ----\n{}",
+                tail(&self.tmp().join("daemon.log"), 30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the journal is drained into Postgres (`/healthz` journal
+    /// `committed == reserved`). After it, every acknowledged Accounting-Request
+    /// and post-auth result is in the database.
+    pub(crate) async fn wait_journal_drained(&self) {
+        let start = Instant::now();
+        loop {
+            let h = self.health().await;
+            let j = &h["journal"];
+            if j["reserved"].is_u64() && j["reserved"] == j["committed"] {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "journal not drained after {DEADLINE:?}: {h}\n---- daemon log ----\n{}",
+                tail(&self.tmp().join("daemon.log"), 30)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -409,10 +510,16 @@ impl Drop for Stack {
     }
 }
 
+/// The journal of the stack in `tmp`.
+fn journal_path(tmp: &Path) -> PathBuf {
+    tmp.join("journal/accounting.journal")
+}
+
 fn daemon_command(bin: &Path, db_url: &str, tmp: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env("DATABASE_URL", db_url)
         .env("JASIYO_SNAPSHOT_DIR", tmp.join("snapshot"))
+        .env("JASIYO_JOURNAL_PATH", journal_path(tmp))
         .env("JASIYO_SNAPSHOT_GROUP", "freerad")
         .env("JASIYO_LOG", "info")
         .stdin(Stdio::null());
@@ -833,29 +940,31 @@ impl Radius {
 
     /// Sends radclient input text (one packet) to the auth port.
     pub(crate) async fn send_raw(&self, input: &str, secret: &str) -> Reply {
-        let mut child = tokio::process::Command::new("radclient")
-            .args(["-x", "-r", "1", "-t", "2"])
-            .arg(format!("127.0.0.1:{}", self.auth_port))
-            .arg("auth")
-            .arg(secret)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn radclient (apt-get install freeradius-utils)");
-        {
-            use tokio::io::AsyncWriteExt as _;
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(input.as_bytes()).await.expect("write");
-        }
-        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-            .await
-            .expect("radclient hung")
-            .expect("radclient");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Reply::parse(&text)
+        radclient(
+            self.auth_port,
+            "auth",
+            input,
+            secret,
+            &["-r", "1", "-t", "2"],
+        )
+        .await
+    }
+
+    /// Sends one Accounting-Request with these attributes (radclient input
+    /// syntax, e.g. `("Acct-Status-Type", "Start")`) and the stack's secret.
+    /// radclient adds the Request Authenticator. `reply.code` is
+    /// `Some("Accounting-Response")` once radiusd has the packet in the journal,
+    /// `None` when no response came (one try, 2 s timeout).
+    pub(crate) async fn send_acct(&self, attrs: &[(String, String)]) -> Reply {
+        let input: String = attrs.iter().map(|(n, v)| format!("{n} = {v}\n")).collect();
+        self.send_acct_raw(&input, &["-r", "1", "-t", "2"]).await
+    }
+
+    /// Sends radclient input text to the acct port with extra radclient options
+    /// (e.g. `["-r", "10", "-t", "1"]` to keep retransmitting, or `-c`/`-p` for
+    /// many packets; blank-line separated packets in `input`).
+    pub(crate) async fn send_acct_raw(&self, input: &str, options: &[&str]) -> Reply {
+        radclient(self.acct_port, "acct", input, &self.secret, options).await
     }
 
     /// Sends the request until `done(reply)` holds; panics after [`DEADLINE`]
@@ -879,6 +988,35 @@ impl Radius {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Runs radclient once against 127.0.0.1:`port` with `command` (auth, acct)
+/// and parses its output.
+async fn radclient(port: u16, command: &str, input: &str, secret: &str, options: &[&str]) -> Reply {
+    let mut child = tokio::process::Command::new("radclient")
+        .arg("-x")
+        .args(options)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(command)
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn radclient (apt-get install freeradius-utils)");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).await.expect("write");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("radclient hung")
+        .expect("radclient");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Reply::parse(&text)
 }
 
 /// The radclient input for a fixture file: its attribute lines, without the

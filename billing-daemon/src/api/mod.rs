@@ -22,6 +22,9 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use std::sync::Arc;
+
+use crate::accounting::consumer::JournalStats;
 use crate::config::RadiusSettings;
 use crate::publisher::SnapshotHandle;
 use error::{ApiError, error_response};
@@ -35,6 +38,8 @@ pub struct AppState {
     pub snapshot: SnapshotHandle,
     /// RADIUS address for RouterOS scripts.
     pub radius: RadiusSettings,
+    /// The journal consumer's counters (for `/healthz`), when it runs.
+    pub journal: Option<Arc<JournalStats>>,
 }
 
 #[derive(OpenApi)]
@@ -137,9 +142,11 @@ async fn healthz(State(st): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
+    // The journal numbers are what the benchmark reads for the ingest lag.
+    let journal = st.journal.as_ref().map(|j| j.status());
     (
         status,
-        Json(serde_json::json!({ "snapshot_generation": generation })),
+        Json(serde_json::json!({ "snapshot_generation": generation, "journal": journal })),
     )
         .into_response()
 }

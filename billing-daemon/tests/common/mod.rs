@@ -53,6 +53,7 @@ impl TestApp {
                 auth_port: 11812,
                 acct_port: 11813,
             },
+            journal: None,
         };
         Self {
             router: app(state),

@@ -171,6 +171,20 @@ impl JournalConsumer {
         self.map.capacity()
     }
 
+    /// A stable identity of this journal file: a hash of its random key (never the key
+    /// itself, which guards the slot tags). A file recreated at the same path gets another
+    /// id, so positions stored elsewhere under the old id are never applied to it.
+    pub fn journal_id(&self) -> u64 {
+        // A fixed domain string keeps the id unrelated to any checksum seed.
+        xxhash_rust::xxh3::xxh3_64_with_seed(b"jasiyo-journal-id", self.map.key())
+    }
+
+    /// The key, for the test that the id does not reveal it.
+    #[cfg(test)]
+    pub(crate) fn map_key_for_test(&self) -> u64 {
+        self.map.key()
+    }
+
     /// The durable consumed position: everything before it is done and never read again.
     pub fn committed_position(&self) -> u64 {
         self.consumed

@@ -10,6 +10,7 @@ use jasiyo_snapshot::{LoadMode, SnapshotError, SnapshotReader};
 use super::guard::guard;
 use super::log;
 use super::pairs::Attrs;
+use crate::journal::{JournalFailure, LazyJournal};
 use crate::policy::{Config, UnknownUser};
 
 /// The instance block: `inst_size` bytes FreeRADIUS allocates (zeroed, talloc) per configured
@@ -25,6 +26,8 @@ pub(super) struct Instance {
     pub acct_interim_interval: u32,
     /// `dynamic_clients` (PW_TYPE_BOOLEAN: a C bool).
     pub dynamic_clients: bool,
+    /// `journal` (PW_TYPE_STRING, optional): the accounting journal billing-daemon creates.
+    pub journal: *const c_char,
     /// Set by instantiate, freed by detach: the Rust side of this instance.
     pub state: *mut State,
 }
@@ -38,6 +41,8 @@ pub(super) struct State {
     pub dynamic_clients: bool,
     pub reader: SnapshotReader,
     pub attrs: Attrs,
+    /// The accounting journal, when `journal` is configured (never for dynamic clients).
+    pub journal: Option<LazyJournal>,
 }
 
 /// What can go wrong inside the module. [`ModuleError::rcode`] is the one place that turns
@@ -54,6 +59,10 @@ pub(super) enum ModuleError {
     NoState,
     /// The server could not allocate a pair.
     OutOfMemory,
+    /// The accounting request has no raw packet to journal (see `mod_accounting`).
+    NoRawPacket,
+    /// The record could not be journaled.
+    Journal(JournalFailure),
 }
 
 impl ModuleError {
@@ -81,6 +90,11 @@ impl fmt::Display for ModuleError {
             ),
             Self::NoState => f.write_str("instance is not instantiated"),
             Self::OutOfMemory => f.write_str("out of memory adding an attribute"),
+            Self::NoRawPacket => f.write_str(
+                "the Accounting-Request has no raw packet data (not received from the network?); \
+                 not journaled",
+            ),
+            Self::Journal(failure) => write!(f, "accounting not recorded: {failure}"),
         }
     }
 }
@@ -138,7 +152,13 @@ unsafe fn instance_name(cs: *mut fr::CONF_SECTION) -> String {
 /// `inst` is the parsed instance block and the dictionary is loaded (instantiate time).
 unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleError> {
     // SAFETY: string items are null or talloc strings owned by the instance block.
-    let (dir, unknown) = unsafe { (config_str(inst.snapshot_dir), config_str(inst.unknown_user)) };
+    let (dir, unknown, journal) = unsafe {
+        (
+            config_str(inst.snapshot_dir),
+            config_str(inst.unknown_user),
+            config_str(inst.journal),
+        )
+    };
     let dir = dir
         .and_then(|d| d.to_str().ok())
         .filter(|d| !d.is_empty())
@@ -156,6 +176,16 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
              seconds (0 omits the attribute)"
         )));
     }
+    let journal = match journal {
+        _ if inst.dynamic_clients => None,
+        None => None,
+        Some(path) if path.is_empty() => None,
+        Some(path) => Some(
+            path.to_str()
+                .map(LazyJournal::new)
+                .map_err(|_| ModuleError::Config("journal must be a UTF-8 path".into()))?,
+        ),
+    };
     let dir = PathBuf::from(dir);
     // The subscriber instance copies a large base into huge-page memory for fast lookups;
     // the dynamic-clients instance only reads routers, so it maps the files and shares the
@@ -187,6 +217,26 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
         ),
     );
     drop(current);
+    if let Some(journal) = &journal {
+        // Radiusd may start before billing-daemon created the journal: the first request
+        // that finds it missing tries again (see crate::journal).
+        let status = match journal.writer(super::request::unix_now_ms()) {
+            Ok(_) => "opened".to_owned(),
+            Err(e) => format!("not open yet, will retry on the next request: {e}"),
+        };
+        log::global(
+            fr::L_INFO,
+            &format!(
+                "{label}: accounting journal {}: {status}",
+                journal.path().display()
+            ),
+        );
+    } else if !inst.dynamic_clients {
+        log::global(
+            fr::L_INFO,
+            &format!("{label}: no journal configured: accounting returns noop"),
+        );
+    }
     Ok(State {
         label,
         config: Config {
@@ -196,6 +246,7 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
         dynamic_clients: inst.dynamic_clients,
         reader,
         attrs,
+        journal,
     })
 }
 

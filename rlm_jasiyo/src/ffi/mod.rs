@@ -33,7 +33,7 @@ unsafe impl Sync for ModuleExport {}
 
 /// The configuration table (`CONF_PARSER[]`), terminated by `{NULL, -1, 0, NULL, NULL}`.
 #[repr(transparent)]
-struct ConfigTable([fr::CONF_PARSER; 5]);
+struct ConfigTable([fr::CONF_PARSER; 6]);
 
 // SAFETY: read-only for the whole process lifetime; the pointers are to 'static C strings.
 unsafe impl Sync for ConfigTable {}
@@ -74,6 +74,14 @@ static CONFIG: ConfigTable = ConfigTable([
         offset: offset_of!(Instance, dynamic_clients),
         data: ptr::null_mut(),
         dflt: c"no".as_ptr().cast::<c_void>(),
+    },
+    fr::CONF_PARSER {
+        // Optional: without it accounting returns noop and post-auth journals nothing.
+        name: c"journal".as_ptr(),
+        type_: conf_type(fr::PW_TYPE_STRING, 0),
+        offset: offset_of!(Instance, journal),
+        data: ptr::null_mut(),
+        dflt: ptr::null(),
     },
     fr::CONF_PARSER {
         name: ptr::null::<c_char>(),

@@ -19,6 +19,7 @@ pub(super) struct Attrs {
     pub service_type: *const fr::DICT_ATTR,
     pub framed_protocol: *const fr::DICT_ATTR,
     pub calling_station_id: *const fr::DICT_ATTR,
+    pub nas_identifier: *const fr::DICT_ATTR,
     pub mikrotik_host_ip: *const fr::DICT_ATTR,
     // Control.
     pub cleartext_password: *const fr::DICT_ATTR,
@@ -54,6 +55,7 @@ impl Attrs {
             service_type: get(c"Service-Type")?,
             framed_protocol: get(c"Framed-Protocol")?,
             calling_station_id: get(c"Calling-Station-Id")?,
+            nas_identifier: get(c"NAS-Identifier")?,
             mikrotik_host_ip: get(c"Mikrotik-Host-IP")?,
             cleartext_password: get(c"Cleartext-Password")?,
             auth_type: get(c"Auth-Type")?,
@@ -145,6 +147,17 @@ impl List {
     pub(super) unsafe fn contains(self, da: *const fr::DICT_ATTR) -> bool {
         // SAFETY: caller contract; `fr_pair_find_by_da` only walks the list.
         unsafe { !fr::fr_pair_find_by_da(*self.head, da, fr::JASIYO_TAG_ANY as i8).is_null() }
+    }
+
+    /// The first pair of attribute `da` in the list.
+    ///
+    /// # Safety
+    /// The list must still be live (same callback) and `da` a dictionary attribute; the
+    /// returned reference must not outlive the callback.
+    pub(super) unsafe fn find<'r>(self, da: *const fr::DICT_ATTR) -> Option<&'r fr::VALUE_PAIR> {
+        // SAFETY: caller contract; the pair is owned by the list's owner, which lives until
+        // the request is freed.
+        unsafe { fr::fr_pair_find_by_da(*self.head, da, fr::JASIYO_TAG_ANY as i8).as_ref() }
     }
 
     /// Sets `da` to `value` with operator `op`, replacing an existing pair of the same

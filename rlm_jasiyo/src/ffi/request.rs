@@ -1,10 +1,11 @@
 //! The request callbacks: authorize, accounting, post-auth.
 
 use core::ffi::c_void;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jasiyo::freeradius as fr;
+use jasiyo_journal::JournalRecord;
 use jasiyo_snapshot::Refresh;
 
 use super::guard::guard;
@@ -49,15 +50,96 @@ pub(super) unsafe extern "C" fn mod_authorize(
     })
 }
 
-/// `accounting`: not handled by the module yet.
+/// `accounting`: append the Accounting-Request, as received, to the journal. `ok` (so radiusd
+/// sends the Accounting-Response) only once the append succeeded; any failure (journal not
+/// open, full, record too large) returns `fail`, radiusd sends no response and the router
+/// retransmits (RFC 2866: no reply unless the packet was recorded). Without a configured
+/// journal: `noop`.
 ///
 /// # Safety
 /// Called by radiusd with this module's instance block and a live request.
 pub(super) unsafe extern "C" fn mod_accounting(
-    _instance: *mut c_void,
-    _request: *mut fr::REQUEST,
+    instance: *mut c_void,
+    request: *mut fr::REQUEST,
 ) -> fr::rlm_rcode_t {
-    guard("accounting", fr::RLM_MODULE_FAIL, || fr::RLM_MODULE_NOOP)
+    guard("accounting", fr::RLM_MODULE_FAIL, || {
+        // SAFETY: function contract.
+        let result = unsafe { state(instance) }.and_then(|state| {
+            let Some(journal) = &state.journal else {
+                return Ok(fr::RLM_MODULE_NOOP);
+            };
+            // SAFETY: `request` is live for this callback (function contract). A packet
+            // without raw bytes is an error of this request: logged with it.
+            let record = unsafe { accounting_record(request) }?;
+            match journal.append(&record, unix_now_ms()) {
+                Ok(position) => {
+                    // SAFETY: as above.
+                    if unsafe { log::debug_enabled(request) } {
+                        // SAFETY: as above.
+                        unsafe {
+                            log::request_debug(
+                                request,
+                                &format!("journaled at position {position}"),
+                            );
+                        }
+                    }
+                    Ok(fr::RLM_MODULE_OK)
+                }
+                Err(failure) => {
+                    // Under load a full journal fails every packet: one log line per
+                    // interval, not one per packet.
+                    if journal.should_log(unix_now_ms()) {
+                        log::global(
+                            fr::L_ERR,
+                            &format!(
+                                "{}: accounting not recorded: {failure}; no Accounting-Response \
+                                 until it can be (routers retransmit)",
+                                state.label
+                            ),
+                        );
+                    }
+                    Ok(ModuleError::Journal(failure).rcode())
+                }
+            }
+        });
+        result.unwrap_or_else(|error| {
+            // SAFETY: as above.
+            unsafe { log::request_error(request, &format!("rlm_jasiyo: {error}")) };
+            error.rcode()
+        })
+    })
+}
+
+/// The journal record of the current Accounting-Request: the raw packet radiusd received
+/// (`request->packet->data`, still attached while the accounting section runs), when and
+/// from where.
+///
+/// # Safety
+/// `request` is the live request of the current callback.
+unsafe fn accounting_record(request: *mut fr::REQUEST) -> Result<JournalRecord, ModuleError> {
+    // SAFETY: caller contract: the packet, when present, is live for the callback.
+    let packet = unsafe { (*request).packet.as_ref() }.ok_or(ModuleError::NoRawPacket)?;
+    // A packet that did not come from a socket (e.g. read back from a detail file) has no
+    // raw bytes; 20 is the RADIUS header, the least a received packet has.
+    if packet.data.is_null() || packet.data_len < 20 {
+        return Err(ModuleError::NoRawPacket);
+    }
+    // SAFETY: `data` points at `data_len` bytes owned by the packet (checked non-null),
+    // which outlive this copy.
+    let raw = unsafe { core::slice::from_raw_parts(packet.data, packet.data_len) }.to_vec();
+    // SAFETY: caller contract.
+    let ip = unsafe { source_ip(request) }.ok_or(ModuleError::NoRawPacket)?;
+    // `time_t` and `suseconds_t` are i64 on the 64-bit targets we build for.
+    let received_at_ms = packet
+        .timestamp
+        .tv_sec
+        .saturating_mul(1000)
+        .saturating_add(packet.timestamp.tv_usec / 1000);
+    Ok(JournalRecord::Accounting {
+        received_at_ms,
+        source: SocketAddr::new(ip, packet.src_port),
+        packet: raw,
+    })
 }
 
 /// `post-auth`: make sure every Access-Accept and Access-Reject carries a
@@ -97,6 +179,8 @@ pub(super) unsafe extern "C" fn mod_post_auth(
                     rcode = fr::RLM_MODULE_OK;
                 }
             }
+            // SAFETY: as above.
+            unsafe { journal_auth_result(state, request, reply) };
             Ok(rcode)
         });
         result.unwrap_or_else(|error| {
@@ -105,6 +189,62 @@ pub(super) unsafe extern "C" fn mod_post_auth(
             error.rcode()
         })
     })
+}
+
+/// Appends the outcome of an Access-Request (accept, or reject and why) to the journal, for
+/// the daemon's auth log. Best effort: a failure is logged (at most once per interval) and
+/// never changes the answer.
+///
+/// # Safety
+/// `request` is the live request of the current post-auth callback and `reply` its reply list.
+unsafe fn journal_auth_result(state: &State, request: *mut fr::REQUEST, reply: List) {
+    let Some(journal) = &state.journal else {
+        return;
+    };
+    let attrs = &state.attrs;
+    let text = |vp: &fr::VALUE_PAIR| {
+        // SAFETY: only called on string attributes below.
+        String::from_utf8_lossy(unsafe { pair_bytes(vp) }).into_owned()
+    };
+    // SAFETY: caller contract; User-Name, NAS-Identifier, Calling-Station-Id and
+    // Reply-Message are string attributes, copied before the callback returns.
+    let record = unsafe {
+        let code = (*(*request).reply).code;
+        let accepted = code == fr::JASIYO_PW_CODE_ACCESS_ACCEPT as u32;
+        if !accepted && code != fr::JASIYO_PW_CODE_ACCESS_REJECT as u32 {
+            return;
+        }
+        let Some(ip) = source_ip(request) else {
+            return;
+        };
+        let port = (*request).packet.as_ref().map_or(0, |p| p.src_port);
+        JournalRecord::AuthResult {
+            at_ms: unix_now_ms(),
+            source: SocketAddr::new(ip, port),
+            username: request_pair(request, attrs.user_name)
+                .map(text)
+                .unwrap_or_default(),
+            nas_identifier: request_pair(request, attrs.nas_identifier).map(text),
+            calling_station_id: request_pair(request, attrs.calling_station_id).map(text),
+            accepted,
+            reason: if accepted {
+                None
+            } else {
+                reply.find(attrs.reply_message).map(text)
+            },
+        }
+    };
+    if let Err(error) = journal.append(&record, unix_now_ms())
+        && journal.should_log(unix_now_ms())
+    {
+        log::global(
+            fr::L_WARN,
+            &format!(
+                "{}: auth result not journaled (the answer is unchanged): {error}",
+                state.label
+            ),
+        );
+    }
 }
 
 /// Follows the daemon's publications: one atomic load unless a new generation was announced.
@@ -128,6 +268,13 @@ fn refresh(state: &State) {
             &format!("{}: snapshot refresh: {other:?}", state.label),
         ),
     }
+}
+
+/// Wall clock in Unix milliseconds.
+pub(super) fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn unix_now() -> i64 {
