@@ -608,13 +608,11 @@ async fn notify_subscribers(
         return Ok(0);
     }
     let ids: Vec<i64> = ids.into_iter().collect();
-    sqlx::query(
-        "SELECT pg_notify('jasiyo_changes', 'subscribers:' || id) \
-         FROM UNNEST($1::bigint[]) AS id",
-    )
-    .bind(&ids)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("SELECT pg_notify($2, 'subscribers:' || id) FROM UNNEST($1::bigint[]) AS id")
+        .bind(&ids)
+        .bind(crate::publisher::CHANNEL)
+        .execute(&mut *conn)
+        .await?;
     Ok(ids.len())
 }
 
