@@ -11,13 +11,13 @@ use sqlx::postgres::PgRow;
 use crate::domain::{Mac, Service, SubscriberStatus};
 
 /// Columns of `plans`, in the order [`plan_from_row`] expects.
-pub const PLAN_COLUMNS: &str =
-    "id, name, rate_limit, price_kes, duration_seconds, data_cap_bytes, ip_pool, service";
+pub const PLAN_COLUMNS: &str = "id, name, rate_limit, price_kes, duration_seconds, \
+     data_cap_bytes, ip_pool, service, simultaneous_use, fup_rate_limit, time_allowance_seconds";
 /// Columns of `routers`.
 pub const ROUTER_COLUMNS: &str = "id, name, host(ip) AS ip, secret, nas_identifier, coa_port";
 /// Columns of `subscribers`.
 pub const SUBSCRIBER_COLUMNS: &str = "id, username, password, plan_id, status, expires_at, \
-     host(static_ip) AS static_ip, mac::text AS mac, data_remaining_bytes";
+     host(static_ip) AS static_ip, mac::text AS mac, data_remaining_bytes, time_remaining_seconds";
 
 /// A plan row, which is also what the API shows.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -40,6 +40,14 @@ pub struct Plan {
     pub ip_pool: Option<String>,
     /// pppoe, hotspot or both.
     pub service: Service,
+    /// Most sessions a subscriber may have open at once (>= 1); null = unlimited.
+    pub simultaneous_use: Option<i32>,
+    /// `Mikrotik-Rate-Limit` once the data allowance is used up (fair-use policy); null = the
+    /// subscriber is rejected at zero data.
+    #[schema(example = "512k/512k")]
+    pub fup_rate_limit: Option<String>,
+    /// Online time per period in seconds (> 0); null = no time allowance.
+    pub time_allowance_seconds: Option<i64>,
 }
 
 /// A router (NAS) row.
@@ -80,6 +88,8 @@ pub struct Subscriber {
     pub mac: Option<Mac>,
     /// Remaining data (None = unlimited).
     pub data_remaining_bytes: Option<i64>,
+    /// Remaining online time in seconds (None = unlimited).
+    pub time_remaining_seconds: Option<i64>,
 }
 
 fn decode<T, E: std::fmt::Display>(column: &str, r: Result<T, E>) -> Result<T, sqlx::Error> {
@@ -101,6 +111,9 @@ pub fn plan_from_row(row: &PgRow) -> Result<Plan, sqlx::Error> {
         data_cap_bytes: row.try_get("data_cap_bytes")?,
         ip_pool: row.try_get("ip_pool")?,
         service: decode("service", service.parse())?,
+        simultaneous_use: row.try_get("simultaneous_use")?,
+        fup_rate_limit: row.try_get("fup_rate_limit")?,
+        time_allowance_seconds: row.try_get("time_allowance_seconds")?,
     })
 }
 
@@ -136,5 +149,6 @@ pub fn subscriber_from_row(row: &PgRow) -> Result<Subscriber, sqlx::Error> {
             .transpose()?,
         mac: mac.map(|s| decode("mac", s.parse())).transpose()?,
         data_remaining_bytes: row.try_get("data_remaining_bytes")?,
+        time_remaining_seconds: row.try_get("time_remaining_seconds")?,
     })
 }

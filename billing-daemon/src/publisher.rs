@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,11 +187,27 @@ impl State {
     }
 }
 
-const PLAN_SQL: &str = "SELECT id, rate_limit, ip_pool, service FROM plans";
+const PLAN_SQL: &str = "SELECT id, rate_limit, ip_pool, service, simultaneous_use, \
+     fup_rate_limit FROM plans";
 const ROUTER_SQL: &str = "SELECT id, name, host(ip) AS ip, secret, nas_identifier FROM routers";
-const SUBSCRIBER_SQL: &str = "SELECT id, username, password, plan_id, status, \
+/// Subscribers for the full load: open sessions counted for everybody at once by one
+/// grouped scan of the open-session index, joined in.
+const SUBSCRIBER_SQL_ALL: &str = "SELECT id, username, password, plan_id, status, \
      extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
-     mac::text AS mac, data_remaining_bytes FROM subscribers";
+     mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     coalesce(open.n, 0) AS open_sessions \
+     FROM subscribers LEFT JOIN (SELECT subscriber_id, count(*) AS n FROM sessions \
+     WHERE stopped_at IS NULL AND subscriber_id IS NOT NULL GROUP BY subscriber_id) open \
+     ON open.subscriber_id = subscribers.id";
+/// Subscribers refetched by id: a grouped scan of every open session would cost as much as
+/// the full load, so each row counts its own through the partial index
+/// `sessions_open_subscriber_idx`.
+const SUBSCRIBER_SQL_BY_ID: &str = "SELECT id, username, password, plan_id, status, \
+     extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
+     mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     (SELECT count(*) FROM sessions WHERE sessions.subscriber_id = subscribers.id \
+      AND sessions.stopped_at IS NULL) AS open_sessions \
+     FROM subscribers";
 
 fn bad_column(column: &str, e: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -207,6 +224,12 @@ fn plan_entry(row: &PgRow) -> Result<PlanEntry, sqlx::Error> {
         rate_limit: row.try_get("rate_limit")?,
         ip_pool: row.try_get("ip_pool")?,
         service: service.into(),
+        // The column is NULL (unlimited) or >= 1 by its CHECK.
+        simultaneous_use: row
+            .try_get::<Option<i32>, _>("simultaneous_use")?
+            .and_then(|n| u32::try_from(n).ok())
+            .and_then(NonZeroU32::new),
+        fup_rate_limit: row.try_get("fup_rate_limit")?,
     })
 }
 
@@ -227,6 +250,8 @@ fn subscriber_entry(row: &PgRow) -> Result<SubscriberEntry, sqlx::Error> {
     let static_ip: Option<String> = row.try_get("static_ip")?;
     let mac: Option<String> = row.try_get("mac")?;
     let data: Option<i64> = row.try_get("data_remaining_bytes")?;
+    let time: Option<i64> = row.try_get("time_remaining_seconds")?;
+    let open: i64 = row.try_get("open_sessions")?;
     Ok(SubscriberEntry {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -248,6 +273,8 @@ fn subscriber_entry(row: &PgRow) -> Result<SubscriberEntry, sqlx::Error> {
             })
             .transpose()?,
         data_remaining_bytes: data.map(|d| u64::try_from(d).unwrap_or(0)),
+        time_remaining_seconds: time.map(|t| u64::try_from(t).unwrap_or(0)),
+        open_sessions: u32::try_from(open).unwrap_or(u32::MAX),
     })
 }
 
@@ -289,7 +316,7 @@ async fn full_load(pool: &PgPool) -> anyhow::Result<State> {
         }
     }
     {
-        let mut s = sqlx::query(SUBSCRIBER_SQL).fetch(&mut *tx);
+        let mut s = sqlx::query(SUBSCRIBER_SQL_ALL).fetch(&mut *tx);
         while let Some(row) = s.try_next().await? {
             let e = subscriber_entry(&row)?;
             state.subscribers.upsert(e.id, e);
@@ -337,7 +364,7 @@ async fn apply_incremental(
         Vec::new()
     } else {
         let ids: Vec<i64> = pending.subscribers.iter().copied().collect();
-        fetch_by_ids(&mut tx, SUBSCRIBER_SQL, &ids, subscriber_entry).await?
+        fetch_by_ids(&mut tx, SUBSCRIBER_SQL_BY_ID, &ids, subscriber_entry).await?
     };
     // A subscriber may already point at a plan whose notification has not reached us yet.
     for (_, s) in &subs {

@@ -10,11 +10,18 @@
 //!    up by bound MAC instead; such a login is accepted without a password.
 //! 2. Nobody found: `NotFound`, or `Reject` if the instance is configured so.
 //! 3. Suspended, expired (checked against the clock of this request, so an expiry is enforced
-//!    even while the daemon is down) or out of data: `Reject`.
-//! 4. A plan limited to PPPoE rejects Hotspot requests and vice versa.
-//! 5. A subscriber bound to a MAC is rejected when the request's Calling-Station-Id names
+//!    even while the daemon is down) or out of time allowance: `Reject`.
+//! 4. Out of data: `Reject`, unless the plan has a fair-use (FUP) rate; then the login is
+//!    accepted at that rate with no `Mikrotik-Total-Limit`.
+//! 5. A plan limited to PPPoE rejects Hotspot requests and vice versa.
+//! 6. A subscriber bound to a MAC is rejected when the request's Calling-Station-Id names
 //!    another device (or something that is not a MAC at all, such as a PPTP client's IP).
-//! 6. Otherwise `Accept`, with the reply attributes RouterOS applies.
+//! 7. A subscriber with as many open sessions as the plan's simultaneous-use limit is
+//!    rejected. The count is the daemon's, from accounting: a session counts once its
+//!    Accounting-Start is in Postgres and the snapshot republished (milliseconds), and stops
+//!    counting at its Stop, at the router's Accounting-On/Off, or when closed as stale.
+//! 8. Otherwise `Accept`, with the reply attributes RouterOS applies. `Session-Timeout` is the
+//!    time to expiry or the time allowance left, whichever is shorter.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -119,8 +126,12 @@ pub enum RejectReason {
     Suspended,
     /// `expires_at` is not in the future.
     Expired,
-    /// The data allowance is exhausted.
+    /// The data allowance is exhausted and the plan has no fair-use rate.
     DataUsedUp,
+    /// The time allowance is exhausted.
+    TimeUsedUp,
+    /// As many sessions open as the plan allows.
+    SimultaneousUse,
     /// A PPPoE-only plan used for a Hotspot login.
     HotspotNotAllowed,
     /// A Hotspot-only plan used for a PPP connection.
@@ -143,6 +154,8 @@ impl RejectReason {
             Self::Suspended => "Account suspended",
             Self::Expired => "Account expired",
             Self::DataUsedUp => "Data allowance used up",
+            Self::TimeUsedUp => "Time allowance used up",
+            Self::SimultaneousUse => "Simultaneous-use limit reached",
             Self::HotspotNotAllowed => "Plan does not allow Hotspot",
             Self::PppoeNotAllowed => "Plan does not allow PPPoE",
             Self::DeviceNotAllowed => "Device not allowed",
@@ -201,15 +214,18 @@ pub struct Accept<'s> {
     pub username: &'s [u8],
     /// Password, or MAC login.
     pub credential: Credential<'s>,
-    /// `Mikrotik-Rate-Limit`; omitted when empty.
+    /// `Mikrotik-Rate-Limit`; omitted when empty. The plan's fair-use rate when `fair_use`.
     pub rate_limit: &'s [u8],
-    /// `Session-Timeout`: seconds until expiry, at least 1.
+    /// The data allowance is used up and the plan's fair-use rate applies (for logs).
+    pub fair_use: bool,
+    /// `Session-Timeout`: seconds until expiry or the time allowance left, whichever is
+    /// shorter, at least 1.
     pub session_timeout: u32,
     /// `Acct-Interim-Interval`.
     pub acct_interim_interval: u32,
     /// `Framed-IP-Address` or `Framed-Pool`.
     pub address: Address<'s>,
-    /// Present when a data allowance applies.
+    /// Present when a data allowance applies (and is not used up).
     pub total_limit: Option<TotalLimit>,
 }
 
@@ -261,13 +277,19 @@ fn decide<'s>(
     if remaining <= 0 {
         return Decision::Reject(RejectReason::Expired);
     }
-    if sub.data_remaining_bytes() == Some(0) {
-        return Decision::Reject(RejectReason::DataUsedUp);
+    let time_left = sub.time_remaining_seconds();
+    if time_left == Some(0) {
+        return Decision::Reject(RejectReason::TimeUsedUp);
     }
     // The snapshot validates plan references when it is opened; a miss is refused safely.
     let Some(plan) = sub.plan() else {
         return Decision::Reject(RejectReason::NoPlan);
     };
+    let fup_rate = plan.fup_rate_limit().filter(|r| !r.is_empty());
+    let fair_use = sub.data_remaining_bytes() == Some(0);
+    if fair_use && fup_rate.is_none() {
+        return Decision::Reject(RejectReason::DataUsedUp);
+    }
     match (plan.service(), input.service) {
         (Service::Pppoe, ServiceKind::Hotspot) => {
             return Decision::Reject(RejectReason::HotspotNotAllowed);
@@ -282,20 +304,37 @@ fn decide<'s>(
             return Decision::Reject(RejectReason::DeviceNotAllowed);
         }
     }
+    if let Some(limit) = plan.simultaneous_use() {
+        if u32::from(sub.open_sessions()) >= limit.get() {
+            return Decision::Reject(RejectReason::SimultaneousUse);
+        }
+    }
     let address = match (sub.static_ip(), plan.ip_pool()) {
         (Some(ip), _) => Address::Static(ip),
         (None, Some(pool)) if !pool.is_empty() => Address::Pool(pool),
         _ => Address::RouterDefault,
     };
+    // `remaining` > 0 and `time_left` != 0 here, so the timeout is at least 1.
+    let timeout = time_left.map_or(remaining, |t| {
+        remaining.min(i64::try_from(t).unwrap_or(i64::MAX))
+    });
     Decision::Accept(Accept {
         subscriber_id: sub.id(),
         username: sub.username(),
         credential,
-        rate_limit: plan.rate_limit(),
-        session_timeout: u32::try_from(remaining).unwrap_or(u32::MAX),
+        rate_limit: match fup_rate {
+            Some(rate) if fair_use => rate,
+            _ => plan.rate_limit(),
+        },
+        fair_use,
+        session_timeout: u32::try_from(timeout).unwrap_or(u32::MAX),
         acct_interim_interval: config.acct_interim_interval,
         address,
-        total_limit: sub.data_remaining_bytes().map(TotalLimit::from_bytes),
+        // At zero the FUP rate is the limit; a Total-Limit of 0 would cut the session at once.
+        total_limit: sub
+            .data_remaining_bytes()
+            .filter(|_| !fair_use)
+            .map(TotalLimit::from_bytes),
     })
 }
 
@@ -374,6 +413,9 @@ mod tests {
             rate_limit: "2M/10M 4M/20M 1500k/8M 16/16 8 1M/5M".to_owned(),
             ip_pool: pool.map(str::to_owned),
             service,
+            // Unlimited here, so that the tests of other rules are not about this one.
+            simultaneous_use: None,
+            fup_rate_limit: None,
         }
     }
 
@@ -388,6 +430,8 @@ mod tests {
             static_ip: None,
             mac: None,
             data_remaining_bytes: None,
+            time_remaining_seconds: None,
+            open_sessions: 0,
         }
     }
 
@@ -396,6 +440,15 @@ mod tests {
             plan(1, Service::Both, Some("pool-home")),
             plan(2, Service::Pppoe, None),
             plan(3, Service::Hotspot, Some("hs-pool")),
+            PlanEntry {
+                simultaneous_use: std::num::NonZeroU32::new(2),
+                fup_rate_limit: Some("256k/512k".to_owned()),
+                ..plan(4, Service::Both, None)
+            },
+            PlanEntry {
+                simultaneous_use: std::num::NonZeroU32::new(1),
+                ..plan(5, Service::Pppoe, None)
+            },
         ];
         let routers = [
             RouterEntry {
@@ -450,6 +503,47 @@ mod tests {
                 ..sub(11, "forever", 2)
             },
         ];
+        subs.extend([
+            SubscriberEntry {
+                time_remaining_seconds: Some(0),
+                ..sub(13, "notime", 1)
+            },
+            SubscriberEntry {
+                time_remaining_seconds: Some(600),
+                ..sub(14, "short-time", 1)
+            },
+            SubscriberEntry {
+                time_remaining_seconds: Some(10 * DAY as u64),
+                ..sub(15, "long-time", 1)
+            },
+            SubscriberEntry {
+                data_remaining_bytes: Some(0),
+                ..sub(16, "fup", 4)
+            },
+            SubscriberEntry {
+                data_remaining_bytes: Some(1 << 20),
+                open_sessions: 1,
+                ..sub(17, "fup-plan-with-data", 4)
+            },
+            SubscriberEntry {
+                open_sessions: 2,
+                ..sub(18, "two-open", 4)
+            },
+            SubscriberEntry {
+                open_sessions: 1,
+                ..sub(19, "one-open", 5)
+            },
+            sub(20, "none-open", 5),
+            SubscriberEntry {
+                open_sessions: 40,
+                ..sub(21, "unlimited-open", 1)
+            },
+            SubscriberEntry {
+                time_remaining_seconds: Some(0),
+                data_remaining_bytes: Some(0),
+                ..sub(22, "fup-no-time", 4)
+            },
+        ]);
         // Both suspended and expired: suspension is reported.
         subs.push(SubscriberEntry {
             status: SubscriberStatus::Suspended,
@@ -488,6 +582,102 @@ mod tests {
         assert_eq!(a.acct_interim_interval, 300);
         assert_eq!(a.address, Address::Pool(b"pool-home"));
         assert_eq!(a.total_limit, None);
+        assert!(!a.fair_use);
+    }
+
+    #[test]
+    fn time_allowance_rejects_at_zero_and_caps_session_timeout() {
+        let snap = snapshot();
+        let config = Config::default();
+        assert_eq!(
+            authorize(&snap, &config, &input("notime")),
+            Decision::Reject(RejectReason::TimeUsedUp)
+        );
+        // Less time left than validity: the allowance is the timeout.
+        assert_eq!(
+            accept(authorize(&snap, &config, &input("short-time"))).session_timeout,
+            600
+        );
+        // More time left than validity: expiry is.
+        assert_eq!(
+            accept(authorize(&snap, &config, &input("long-time"))).session_timeout,
+            86_400
+        );
+        let mut late = input("short-time");
+        late.now = NOW + DAY - 30;
+        assert_eq!(accept(authorize(&snap, &config, &late)).session_timeout, 30);
+        // FUP is about data; time used up still rejects.
+        assert_eq!(
+            authorize(&snap, &config, &input("fup-no-time")),
+            Decision::Reject(RejectReason::TimeUsedUp)
+        );
+    }
+
+    #[test]
+    fn out_of_data_gets_the_fup_rate_when_the_plan_has_one() {
+        let snap = snapshot();
+        let config = Config::default();
+        let a = accept(authorize(&snap, &config, &input("fup")));
+        assert!(a.fair_use);
+        assert_eq!(a.rate_limit, b"256k/512k");
+        assert_eq!(a.total_limit, None);
+        // Same plan, data left: the plan's own rate and the allowance as Total-Limit.
+        let a = accept(authorize(&snap, &config, &input("fup-plan-with-data")));
+        assert!(!a.fair_use);
+        assert_eq!(a.rate_limit, b"2M/10M 4M/20M 1500k/8M 16/16 8 1M/5M");
+        assert_eq!(
+            a.total_limit,
+            Some(TotalLimit {
+                limit: 1 << 20,
+                gigawords: 0
+            })
+        );
+        // A plan without a FUP rate still rejects at zero.
+        assert_eq!(
+            authorize(&snap, &config, &input("nodata")),
+            Decision::Reject(RejectReason::DataUsedUp)
+        );
+    }
+
+    #[test]
+    fn simultaneous_use_limit_counts_open_sessions() {
+        let snap = snapshot();
+        let config = Config::default();
+        // Plan 4 allows 2: one open is fine, two are the limit.
+        assert!(matches!(
+            authorize(&snap, &config, &input("fup-plan-with-data")),
+            Decision::Accept(_)
+        ));
+        assert_eq!(
+            authorize(&snap, &config, &input("two-open")),
+            Decision::Reject(RejectReason::SimultaneousUse)
+        );
+        // Plan 5 allows 1.
+        assert_eq!(
+            authorize(&snap, &config, &input("one-open")),
+            Decision::Reject(RejectReason::SimultaneousUse)
+        );
+        assert!(matches!(
+            authorize(&snap, &config, &input("none-open")),
+            Decision::Accept(_)
+        ));
+        // No limit on the plan.
+        assert!(matches!(
+            authorize(&snap, &config, &input("unlimited-open")),
+            Decision::Accept(_)
+        ));
+        // The account's own state is reported first.
+        assert_eq!(
+            authorize(
+                &snap,
+                &config,
+                &AuthorizeInput {
+                    service: ServiceKind::Hotspot,
+                    ..input("one-open")
+                }
+            ),
+            Decision::Reject(RejectReason::HotspotNotAllowed)
+        );
     }
 
     #[test]
@@ -573,6 +763,11 @@ mod tests {
         assert_eq!(RejectReason::Suspended.message(), "Account suspended");
         assert_eq!(RejectReason::Expired.message(), "Account expired");
         assert_eq!(RejectReason::DataUsedUp.message(), "Data allowance used up");
+        assert_eq!(RejectReason::TimeUsedUp.message(), "Time allowance used up");
+        assert_eq!(
+            RejectReason::SimultaneousUse.message(),
+            "Simultaneous-use limit reached"
+        );
         assert_eq!(
             RejectReason::HotspotNotAllowed.message(),
             "Plan does not allow Hotspot"

@@ -26,13 +26,24 @@
 //!   depend on order, when packets of one session arrive out of order across midnight.
 //!   Sessions of usernames that match no subscriber (neither username nor bound MAC) are
 //!   tracked, but have no usage rows.
+//! * **Allowances**: the same increases count the subscriber's allowances down, in the same
+//!   transaction: bytes (in + out) from `data_remaining_bytes`, seconds from
+//!   `time_remaining_seconds`, never below 0, and only where an allowance is set (NULL is
+//!   unlimited). Being the increases, they are 0 on a replay, so this is idempotent too. The
+//!   row trigger announces the changed subscribers, and the snapshot carries the new values.
+//! * **Open sessions**: the snapshot carries each subscriber's open-session count for the
+//!   simultaneous-use limit. Whenever a batch (or [`close_stale`]) may have changed it (a
+//!   session created open, stopped, closed by NAS reboot or as stale, reopened by a late
+//!   Interim, or newly matched to a subscriber) it sends `subscribers:<id>` on the snapshot
+//!   channel, once per subscriber, so the publisher refetches that subscriber.
 //!
 //! # Cost
 //!
 //! A batch is a fixed handful of statements whatever its size: an advisory lock, one select
 //! each for routers, subscribers and the batch's existing sessions, one multi-row upsert of
-//! sessions (UNNEST arrays), one of `usage_daily`, and one update if the batch holds an
-//! Accounting-On/Off. The merge itself happens in Rust on the locked rows.
+//! sessions (UNNEST arrays), one of `usage_daily`, one update of the allowances, one update
+//! if the batch holds an Accounting-On/Off, and one `pg_notify` select for the subscribers
+//! whose open sessions changed. The merge itself happens in Rust on the locked rows.
 //!
 //! # Concurrency
 //!
@@ -40,7 +51,7 @@
 //! from several tasks or processes, serialized. The caller owns the transaction: commit it
 //! (together with, say, the journal read position) to make the batch durable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -68,6 +79,10 @@ pub struct IngestStats {
     pub sessions_closed_by_nas: u64,
     /// `usage_daily` rows written.
     pub usage_rows: usize,
+    /// Subscribers whose data or time allowance was counted down.
+    pub allowances_counted: u64,
+    /// Subscribers announced because their open-session count may have changed.
+    pub subscribers_notified: usize,
 }
 
 /// Who closed a session.
@@ -132,6 +147,30 @@ fn clamp(v: u64) -> i64 {
 
 /// Usage increases per (subscriber, day).
 type UsageDelta = HashMap<(i64, NaiveDate), [i64; 3]>;
+
+/// What each subscriber's allowances lose: (bytes in + out, seconds), summed over the days of
+/// `usage`, ordered by subscriber id (the update then locks rows in a fixed order).
+fn allowance_decrements(usage: &UsageDelta) -> BTreeMap<i64, (i64, i64)> {
+    let mut out: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (&(sub, _), &[i, o, sec]) in usage {
+        let d = out.entry(sub).or_default();
+        d.0 = d.0.saturating_add(i.saturating_add(o));
+        d.1 = d.1.saturating_add(sec);
+    }
+    out
+}
+
+/// Whether a session counts towards a subscriber's open sessions: (open, subscriber).
+type OpenState = (bool, Option<i64>);
+
+/// Subscribers whose open-session count moved when a session went from `before` to `after`.
+fn open_count_changes(before: OpenState, after: OpenState) -> impl Iterator<Item = i64> {
+    let changed = before != after;
+    let lost = before.1.filter(|_| changed && before.0);
+    let gained = after.1.filter(|_| changed && after.0);
+    lost.into_iter()
+        .chain(gained.filter(move |g| Some(*g) != lost))
+}
 
 impl SessionState {
     fn new(key: String, e: &AccountingEvent, t: DateTime<Utc>) -> Self {
@@ -408,6 +447,12 @@ pub async fn apply_batch(
             sessions.insert(s.unique_key.clone(), s);
         }
     }
+    // How the stored sessions counted towards open sessions before this batch; new sessions
+    // did not count.
+    let before: HashMap<String, OpenState> = sessions
+        .iter()
+        .map(|(k, s)| (k.clone(), (s.stopped_at.is_none(), s.subscriber_id)))
+        .collect();
 
     // Merge, in order.
     let mut usage: UsageDelta = HashMap::new();
@@ -477,30 +522,98 @@ pub async fn apply_batch(
         }
     }
 
+    let mut notify: BTreeSet<i64> = BTreeSet::new();
+    for (key, s) in &sessions {
+        let was = before.get(key).copied().unwrap_or((false, None));
+        notify.extend(open_count_changes(
+            was,
+            (s.stopped_at.is_none(), s.subscriber_id),
+        ));
+    }
+
     write_sessions(conn, sessions.values(), &mut stats).await?;
     write_usage(conn, &usage).await?;
     stats.usage_rows = usage.len();
+    stats.allowances_counted = count_down_allowances(conn, &allowance_decrements(&usage)).await?;
 
     if !nas_closures.is_empty() {
         let (ips, ats): (Vec<String>, Vec<DateTime<Utc>>) = nas_closures
             .iter()
             .map(|(ip, t)| (ip.to_string(), *t))
             .unzip();
-        let done = sqlx::query(
+        let closed: Vec<Option<i64>> = sqlx::query_scalar(
             "UPDATE sessions s SET stopped_at = o.at, terminate_cause = 'NAS-Reboot', \
              closed_by = 'nas-reboot' \
              FROM UNNEST($1::text[], $2::timestamptz[]) AS o(ip, at) \
              WHERE s.stopped_at IS NULL AND s.source_ip = o.ip::inet \
-             AND s.unique_key <> ALL($3)",
+             AND s.unique_key <> ALL($3) \
+             RETURNING s.subscriber_id",
         )
         .bind(ips)
         .bind(ats)
         .bind(&distinct_keys)
+        .fetch_all(&mut *conn)
+        .await?;
+        stats.sessions_closed_by_nas += closed.len() as u64;
+        notify.extend(closed.into_iter().flatten());
+    }
+    stats.subscribers_notified = notify_subscribers(conn, notify).await?;
+    Ok(stats)
+}
+
+/// Counts the allowances down by `decrements` (subscriber id -> bytes, seconds): floor 0,
+/// NULL (unlimited) stays NULL. Only rows whose allowance actually changes are written, so
+/// unlimited subscribers and those already at 0 cost no row version and no republication.
+/// Returns the rows changed.
+async fn count_down_allowances(
+    conn: &mut PgConnection,
+    decrements: &BTreeMap<i64, (i64, i64)>,
+) -> Result<u64, sqlx::Error> {
+    let (ids, (bytes, secs)): (Vec<i64>, (Vec<i64>, Vec<i64>)) = decrements
+        .iter()
+        .filter(|(_, (b, t))| *b > 0 || *t > 0)
+        .map(|(id, d)| (*id, *d))
+        .unzip();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // GREATEST ignores NULLs (GREATEST(NULL - x, 0) is 0), hence the CASEs that keep NULL.
+    let done = sqlx::query(
+        "UPDATE subscribers s SET \
+           data_remaining_bytes = CASE WHEN s.data_remaining_bytes IS NOT NULL \
+             THEN GREATEST(s.data_remaining_bytes - d.bytes, 0) END, \
+           time_remaining_seconds = CASE WHEN s.time_remaining_seconds IS NOT NULL \
+             THEN GREATEST(s.time_remaining_seconds - d.secs, 0) END \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS d(id, bytes, secs) \
+         WHERE s.id = d.id \
+           AND ((d.bytes > 0 AND s.data_remaining_bytes > 0) \
+             OR (d.secs > 0 AND s.time_remaining_seconds > 0))",
+    )
+    .bind(ids)
+    .bind(bytes)
+    .bind(secs)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Sends `subscribers:<id>` on the snapshot channel for each id, in one statement, so the
+/// publisher refetches them (with their open-session counts). Delivered at commit, and not
+/// at all if the transaction rolls back. Returns how many were sent.
+async fn notify_subscribers(
+    conn: &mut PgConnection,
+    ids: BTreeSet<i64>,
+) -> Result<usize, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = ids.into_iter().collect();
+    sqlx::query("SELECT pg_notify($2, 'subscribers:' || id) FROM UNNEST($1::bigint[]) AS id")
+        .bind(&ids)
+        .bind(crate::publisher::CHANNEL)
         .execute(&mut *conn)
         .await?;
-        stats.sessions_closed_by_nas += done.rows_affected();
-    }
-    Ok(stats)
+    Ok(ids.len())
 }
 
 async fn write_sessions<'a>(
@@ -671,21 +784,26 @@ async fn write_usage(conn: &mut PgConnection, usage: &UsageDelta) -> Result<(), 
 /// Closes open sessions with no update for 2.5 x their interim interval
 /// ([`DEFAULT_INTERIM_INTERVAL_SECS`] when unknown) as of `now`: `stopped_at` becomes the last
 /// update, `closed_by = 'stale'`. Returns how many were closed. A later Interim or Stop from
-/// the router overrides this (see the module docs).
+/// the router overrides this (see the module docs). Their subscribers are announced on the
+/// snapshot channel, so a customer locked out by the simultaneous-use limit after a router
+/// power cut can log in again.
 pub async fn close_stale(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     lock(conn).await?;
     // The RFC 2869 minimum interval (60 s) bounds the index range scanned.
-    let done = sqlx::query(
+    let closed: Vec<Option<i64>> = sqlx::query_scalar(
         "UPDATE sessions SET stopped_at = last_update_at, closed_by = 'stale' \
          WHERE stopped_at IS NULL \
            AND last_update_at < $1 - interval '150 seconds' \
-           AND last_update_at < $1 - make_interval(secs => 2.5 * COALESCE(interim_interval, $2))",
+           AND last_update_at < $1 - make_interval(secs => 2.5 * COALESCE(interim_interval, $2)) \
+         RETURNING subscriber_id",
     )
     .bind(now)
     .bind(DEFAULT_INTERIM_INTERVAL_SECS as f64)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    let count = closed.len() as u64;
+    notify_subscribers(conn, closed.into_iter().flatten().collect()).await?;
+    Ok(count)
 }
 
 /// One post-auth result, for `auth_log`.
@@ -842,6 +960,42 @@ mod tests {
             assert_eq!(got.closed_by, want.closed_by, "{p:?}");
             assert_eq!(got.last_update_at, want.last_update_at, "{p:?}");
         }
+    }
+
+    #[test]
+    fn open_count_changes_name_both_sides() {
+        let changes = |b, a| open_count_changes(b, a).collect::<Vec<_>>();
+        // created open / stopped / reopened
+        assert_eq!(changes((false, None), (true, Some(7))), [7]);
+        assert_eq!(changes((true, Some(7)), (false, Some(7))), [7]);
+        assert_eq!(changes((false, Some(7)), (true, Some(7))), [7]);
+        // counters only: nothing
+        assert!(changes((true, Some(7)), (true, Some(7))).is_empty());
+        assert!(changes((false, Some(7)), (false, Some(7))).is_empty());
+        // created already stopped (Stop without Start): nothing to count
+        assert!(changes((false, None), (false, Some(7))).is_empty());
+        // an open session of an unknown user that now matches a subscriber
+        assert_eq!(changes((true, None), (true, Some(7))), [7]);
+        // unknown user throughout
+        assert!(changes((false, None), (true, None)).is_empty());
+        // moved between subscribers while open: both counts change
+        assert_eq!(changes((true, Some(7)), (true, Some(8))), [7, 8]);
+    }
+
+    #[test]
+    fn allowance_decrements_sum_days_and_directions() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+        let usage: UsageDelta = HashMap::from([
+            ((7, day(1)), [10, 20, 30]),
+            ((7, day(2)), [1, 2, 3]),
+            ((3, day(1)), [0, 0, 5]),
+            ((9, day(1)), [i64::MAX, 1, 0]),
+        ]);
+        let d = allowance_decrements(&usage);
+        assert_eq!(
+            d.into_iter().collect::<Vec<_>>(),
+            [(3, (0, 5)), (7, (33, 33)), (9, (i64::MAX, 0))]
+        );
     }
 
     #[test]

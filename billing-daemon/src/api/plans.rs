@@ -36,11 +36,27 @@ pub struct PlanCreate {
     /// Defaults to both.
     #[serde(default = "default_service")]
     pub service: Service,
+    /// Most sessions a subscriber may have open at once, >= 1; defaults to 1; null for
+    /// unlimited.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>, default = 1)]
+    pub simultaneous_use: Option<Option<i32>>,
+    /// Mikrotik-Rate-Limit applied once the data allowance is used up; omit or null to
+    /// reject at zero data instead.
+    #[serde(default)]
+    pub fup_rate_limit: Option<String>,
+    /// Online seconds per period, > 0; omit or null for no time allowance.
+    #[serde(default)]
+    pub time_allowance_seconds: Option<i64>,
 }
 
 fn default_service() -> Service {
     Service::Both
 }
+
+/// What a plan created without `simultaneous_use` allows: one login at a time, which is what
+/// a PPPoE subscription means (the column's default says the same for plain SQL).
+const DEFAULT_SIMULTANEOUS_USE: i32 = 1;
 
 /// Body of `PATCH /plans/{id}`: any subset; null clears a nullable field.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -64,6 +80,18 @@ pub struct PlanPatch {
     pub ip_pool: Option<Option<String>>,
     /// New service.
     pub service: Option<Service>,
+    /// New simultaneous-use limit (null = unlimited).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>)]
+    pub simultaneous_use: Option<Option<i32>>,
+    /// New fair-use rate (null = none: reject at zero data).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub fup_rate_limit: Option<Option<String>>,
+    /// New time allowance (null = none).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub time_allowance_seconds: Option<Option<i64>>,
 }
 
 fn validate(p: &Plan) -> Result<(), ApiError> {
@@ -82,6 +110,15 @@ fn validate(p: &Plan) -> Result<(), ApiError> {
     }
     if p.data_cap_bytes.is_some_and(|c| c < 0) {
         return v("data_cap_bytes must be >= 0 or null");
+    }
+    if p.simultaneous_use.is_some_and(|n| n < 1) {
+        return v("simultaneous_use must be >= 1 or null");
+    }
+    if let Some(fup) = &p.fup_rate_limit {
+        RateLimit::parse(fup).map_err(|e| ApiError::Validation(format!("fup_rate_limit: {e}")))?;
+    }
+    if p.time_allowance_seconds.is_some_and(|t| t <= 0) {
+        return v("time_allowance_seconds must be > 0 or null");
     }
     if let Some(pool) = &p.ip_pool {
         if pool.is_empty()
@@ -125,11 +162,17 @@ pub async fn create(
         data_cap_bytes: body.data_cap_bytes,
         ip_pool: body.ip_pool,
         service: body.service,
+        simultaneous_use: body
+            .simultaneous_use
+            .unwrap_or(Some(DEFAULT_SIMULTANEOUS_USE)),
+        fup_rate_limit: body.fup_rate_limit,
+        time_allowance_seconds: body.time_allowance_seconds,
     };
     validate(&plan)?;
     let row = sqlx::query(&format!(
-        "INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, data_cap_bytes, ip_pool, service) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PLAN_COLUMNS}"
+        "INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, data_cap_bytes, ip_pool, service, \
+         simultaneous_use, fup_rate_limit, time_allowance_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {PLAN_COLUMNS}"
     ))
     .bind(&plan.name)
     .bind(&plan.rate_limit)
@@ -138,6 +181,9 @@ pub async fn create(
     .bind(plan.data_cap_bytes)
     .bind(&plan.ip_pool)
     .bind(plan.service.as_str())
+    .bind(plan.simultaneous_use)
+    .bind(&plan.fup_rate_limit)
+    .bind(plan.time_allowance_seconds)
     .fetch_one(&st.pool)
     .await?;
     Ok((StatusCode::CREATED, ApiJson(plan_from_row(&row)?)))
@@ -204,10 +250,20 @@ pub async fn patch(
     if let Some(v) = body.service {
         p.service = v;
     }
+    if let Some(v) = body.simultaneous_use {
+        p.simultaneous_use = v;
+    }
+    if let Some(v) = body.fup_rate_limit {
+        p.fup_rate_limit = v;
+    }
+    if let Some(v) = body.time_allowance_seconds {
+        p.time_allowance_seconds = v;
+    }
     validate(&p)?;
     let row = sqlx::query(&format!(
         "UPDATE plans SET name = $2, rate_limit = $3, price_kes = $4, duration_seconds = $5, \
-         data_cap_bytes = $6, ip_pool = $7, service = $8 WHERE id = $1 RETURNING {PLAN_COLUMNS}"
+         data_cap_bytes = $6, ip_pool = $7, service = $8, simultaneous_use = $9, \
+         fup_rate_limit = $10, time_allowance_seconds = $11 WHERE id = $1 RETURNING {PLAN_COLUMNS}"
     ))
     .bind(id)
     .bind(&p.name)
@@ -217,6 +273,9 @@ pub async fn patch(
     .bind(p.data_cap_bytes)
     .bind(&p.ip_pool)
     .bind(p.service.as_str())
+    .bind(p.simultaneous_use)
+    .bind(&p.fup_rate_limit)
+    .bind(p.time_allowance_seconds)
     .fetch_one(&mut *tx)
     .await?;
     let out = plan_from_row(&row)?;

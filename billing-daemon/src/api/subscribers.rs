@@ -42,6 +42,8 @@ pub struct SubscriberOut {
     pub mac: Option<String>,
     /// Remaining data allowance in bytes; null = unlimited.
     pub data_remaining_bytes: Option<i64>,
+    /// Remaining online time in seconds; null = unlimited.
+    pub time_remaining_seconds: Option<i64>,
 }
 
 impl From<Subscriber> for SubscriberOut {
@@ -56,6 +58,7 @@ impl From<Subscriber> for SubscriberOut {
             static_ip: s.static_ip,
             mac: s.mac.map(|m| m.to_string()),
             data_remaining_bytes: s.data_remaining_bytes,
+            time_remaining_seconds: s.time_remaining_seconds,
         }
     }
 }
@@ -87,6 +90,10 @@ pub struct SubscriberCreate {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub data_remaining_bytes: Option<Option<i64>>,
+    /// Defaults to the plan's time allowance.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub time_remaining_seconds: Option<Option<i64>>,
 }
 
 /// Body of `PATCH /subscribers/{username}`; null clears a nullable field.
@@ -116,6 +123,10 @@ pub struct SubscriberPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub data_remaining_bytes: Option<Option<i64>>,
+    /// Remaining online time in seconds (null = unlimited).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub time_remaining_seconds: Option<Option<i64>>,
 }
 
 /// Filters for `GET /subscribers`.
@@ -156,6 +167,11 @@ fn validate(s: &Subscriber) -> Result<(), ApiError> {
             "data_remaining_bytes must be >= 0 or null".to_owned(),
         ));
     }
+    if s.time_remaining_seconds.is_some_and(|t| t < 0) {
+        return Err(ApiError::Validation(
+            "time_remaining_seconds must be >= 0 or null".to_owned(),
+        ));
+    }
     Ok(())
 }
 
@@ -188,7 +204,8 @@ async fn lock(conn: &mut PgConnection, username: &str) -> Result<Subscriber, Api
 async fn save(conn: &mut PgConnection, s: &Subscriber) -> Result<Subscriber, ApiError> {
     let row = sqlx::query(&format!(
         "UPDATE subscribers SET username = $2, password = $3, plan_id = $4, status = $5, expires_at = $6, \
-         static_ip = $7::inet, mac = $8::macaddr, data_remaining_bytes = $9 WHERE id = $1 \
+         static_ip = $7::inet, mac = $8::macaddr, data_remaining_bytes = $9, \
+         time_remaining_seconds = $10 WHERE id = $1 \
          RETURNING {SUBSCRIBER_COLUMNS}"
     ))
     .bind(s.id)
@@ -200,6 +217,7 @@ async fn save(conn: &mut PgConnection, s: &Subscriber) -> Result<Subscriber, Api
     .bind(s.static_ip.map(|ip| ip.to_string()))
     .bind(s.mac.map(|m| m.to_string()))
     .bind(s.data_remaining_bytes)
+    .bind(s.time_remaining_seconds)
     .fetch_one(conn)
     .await?;
     Ok(subscriber_from_row(&row)?)
@@ -234,11 +252,15 @@ pub async fn create(
         static_ip: body.static_ip.as_deref().map(parse_static_ip).transpose()?,
         mac: body.mac.as_deref().map(parse_mac).transpose()?,
         data_remaining_bytes: body.data_remaining_bytes.unwrap_or(plan.data_cap_bytes),
+        time_remaining_seconds: body
+            .time_remaining_seconds
+            .unwrap_or(plan.time_allowance_seconds),
     };
     validate(&s)?;
     let row = sqlx::query(&format!(
-        "INSERT INTO subscribers (username, password, plan_id, status, expires_at, static_ip, mac, data_remaining_bytes) \
-         VALUES ($1, $2, $3, $4, $5, $6::inet, $7::macaddr, $8) RETURNING {SUBSCRIBER_COLUMNS}"
+        "INSERT INTO subscribers (username, password, plan_id, status, expires_at, static_ip, mac, \
+         data_remaining_bytes, time_remaining_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7::macaddr, $8, $9) RETURNING {SUBSCRIBER_COLUMNS}"
     ))
     .bind(&s.username)
     .bind(s.password.expose_secret())
@@ -248,6 +270,7 @@ pub async fn create(
     .bind(s.static_ip.map(|ip| ip.to_string()))
     .bind(s.mac.map(|m| m.to_string()))
     .bind(s.data_remaining_bytes)
+    .bind(s.time_remaining_seconds)
     .fetch_one(&mut *tx)
     .await?;
     let out = subscriber_from_row(&row)?;
@@ -368,6 +391,9 @@ pub async fn patch(
     if let Some(v) = body.data_remaining_bytes {
         s.data_remaining_bytes = v;
     }
+    if let Some(v) = body.time_remaining_seconds {
+        s.time_remaining_seconds = v;
+    }
     validate(&s)?;
     let out = save(&mut tx, &s).await?;
     tx.commit().await?;
@@ -428,7 +454,7 @@ pub async fn resume(
 }
 
 /// Renew: expires_at = max(now, expires_at) + the plan's duration; data_remaining_bytes = the
-/// plan's cap. Status is left as it is (a suspension is an operator decision).
+/// plan's cap, time_remaining_seconds = the plan's time allowance. Status is left as it is (a suspension is an operator decision).
 #[utoipa::path(post, path = "/api/v1/subscribers/{username}/renew", tag = "subscribers", params(("username" = String, Path)),
     responses((status = 200, body = SubscriberOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(username = %username))]
@@ -441,6 +467,7 @@ pub async fn renew(
     let plan = plan(&mut tx, s.plan_id).await?;
     s.expires_at = renewed_expiry(now_seconds(), s.expires_at, plan.duration_seconds);
     s.data_remaining_bytes = plan.data_cap_bytes;
+    s.time_remaining_seconds = plan.time_allowance_seconds;
     let out = save(&mut tx, &s).await?;
     tx.commit().await?;
     Ok(ApiJson(out.into()))

@@ -18,6 +18,8 @@ fn entries() -> (Vec<PlanEntry>, Vec<SubscriberEntry>) {
         rate_limit: "5M/10M 10M/20M 4M/8M 16/16 8 1M/2M".into(),
         ip_pool: Some("pppoe-pool".into()),
         service: Service::Both,
+        simultaneous_use: std::num::NonZeroU32::new(1),
+        fup_rate_limit: Some("512k/512k".into()),
     }];
     let subscribers = (0..SUBSCRIBERS)
         .map(|i| SubscriberEntry {
@@ -33,6 +35,8 @@ fn entries() -> (Vec<PlanEntry>, Vec<SubscriberEntry>) {
                 [0x02, b[3], b[4], b[5], b[6], b[7]]
             }),
             data_remaining_bytes: (i % 3 == 0).then_some(5 << 30),
+            time_remaining_seconds: (i % 5 == 0).then_some(3600),
+            open_sessions: (i % 2) as u32,
         })
         .collect();
     (plans, subscribers)

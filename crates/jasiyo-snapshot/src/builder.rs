@@ -1,6 +1,7 @@
 //! Building a snapshot file image from plain owned data (the daemon side).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{I64, U16, U32, U64};
@@ -73,6 +74,11 @@ pub struct PlanEntry {
     /// `Framed-Pool` for subscribers without a static address.
     pub ip_pool: Option<String>,
     pub service: Service,
+    /// Most sessions a subscriber of the plan may have open at once; `None`: unlimited.
+    pub simultaneous_use: Option<NonZeroU32>,
+    /// `Mikrotik-Rate-Limit` once the data allowance is used up (fair-use policy), already
+    /// validated; `None`: a subscriber with no data left is rejected.
+    pub fup_rate_limit: Option<String>,
 }
 
 /// A router (NAS) as FreeRADIUS's dynamic-clients lookup needs it.
@@ -100,6 +106,10 @@ pub struct SubscriberEntry {
     pub mac: Option<[u8; 6]>,
     /// `None`: no data allowance applies.
     pub data_remaining_bytes: Option<u64>,
+    /// `None`: no time allowance applies.
+    pub time_remaining_seconds: Option<u64>,
+    /// Accounting sessions open now (stored saturating at `u16::MAX`, far above any limit).
+    pub open_sessions: u32,
 }
 
 /// Accumulates strings and hands out references into the strings section.
@@ -245,17 +255,22 @@ fn build_file(
         if !plan_ids.insert(plan.id) {
             return Err(BuildError::DuplicatePlan(plan.id));
         }
+        let mut flags = 0;
+        if plan.ip_pool.is_some() {
+            flags |= format::PLAN_HAS_IP_POOL;
+        }
+        if plan.fup_rate_limit.is_some() {
+            flags |= format::PLAN_HAS_FUP_RATE_LIMIT;
+        }
         plan_records.push(PlanRecord {
             id: I64::new(plan.id),
             rate_limit: strings.push(&plan.rate_limit)?,
             ip_pool: strings.push_opt(plan.ip_pool.as_deref())?,
+            fup_rate_limit: strings.push_opt(plan.fup_rate_limit.as_deref())?,
+            simultaneous_use: U32::new(plan.simultaneous_use.map_or(0, NonZeroU32::get)),
             service: plan.service.code(),
-            flags: if plan.ip_pool.is_some() {
-                format::PLAN_HAS_IP_POOL
-            } else {
-                0
-            },
-            reserved: [0; 6],
+            flags,
+            reserved: [0; 2],
         });
     }
 
@@ -326,6 +341,9 @@ fn build_file(
         if subscriber.data_remaining_bytes.is_some() {
             flags |= format::SUBSCRIBER_DATA_LIMITED;
         }
+        if subscriber.time_remaining_seconds.is_some() {
+            flags |= format::SUBSCRIBER_TIME_LIMITED;
+        }
         let (username, password) = (
             subscriber.username.as_bytes(),
             subscriber.password.as_bytes(),
@@ -356,12 +374,14 @@ fn build_file(
             password: password_ref,
             expires_at: I64::new(subscriber.expires_at),
             data_remaining_bytes: U64::new(subscriber.data_remaining_bytes.unwrap_or(0)),
+            time_remaining_seconds: U64::new(subscriber.time_remaining_seconds.unwrap_or(0)),
             plan_id: I64::new(subscriber.plan_id),
             static_ip: subscriber.static_ip.map_or([0; 4], |ip| ip.octets()),
             mac: subscriber.mac.unwrap_or([0; 6]),
             status: subscriber.status.code(),
             flags,
-            reserved: [0; 4],
+            open_sessions: U16::new(u16::try_from(subscriber.open_sessions).unwrap_or(u16::MAX)),
+            reserved: [0; 2],
             inline,
         });
     }

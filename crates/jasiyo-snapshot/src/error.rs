@@ -34,7 +34,7 @@ pub enum BuildError {
     #[error("overlay subscriber {0} is missing from the overridden ids")]
     NotOverridden(i64),
     /// More than 4 GiB of strings or 2^32 records.
-    #[error("snapshot too large for format version 1")]
+    #[error("snapshot too large for the format (4 GiB of strings, 2^32 records)")]
     TooLarge,
 }
 

@@ -1,4 +1,5 @@
-//! The on-disk layout, version 1.
+//! The on-disk layout, version 2 (version 1 had no allowances of time, FUP rate,
+//! simultaneous-use limit or open-session count).
 //!
 //! ```text
 //! +--------------------+ 0
@@ -44,7 +45,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// First eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"JASIYOSN";
 /// The format version this crate reads and writes. Any other value is refused.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of [`Header`] in bytes.
 pub const HEADER_LEN: usize = 256;
 /// Byte offset of [`Header::checksum`], skipped when hashing.
@@ -111,6 +112,9 @@ pub const SERVICE_BOTH: u8 = 3;
 
 /// [`PlanRecord::flags`] bit: `ip_pool` is present.
 pub const PLAN_HAS_IP_POOL: u8 = 1;
+/// [`PlanRecord::flags`] bit: `fup_rate_limit` is present (the rate applied once the data
+/// allowance is used up; without it the subscriber is rejected at zero).
+pub const PLAN_HAS_FUP_RATE_LIMIT: u8 = 2;
 
 #[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
@@ -118,9 +122,12 @@ pub struct PlanRecord {
     pub id: I64,
     pub rate_limit: StrRef,
     pub ip_pool: StrRef,
+    pub fup_rate_limit: StrRef,
+    /// Most open sessions a subscriber of this plan may have; 0: unlimited.
+    pub simultaneous_use: U32,
     pub service: u8,
     pub flags: u8,
-    pub reserved: [u8; 6],
+    pub reserved: [u8; 2],
 }
 
 /// [`RouterRecord::family`] values.
@@ -154,6 +161,8 @@ pub const SUBSCRIBER_DATA_LIMITED: u8 = 4;
 /// Username and password are in [`SubscriberRecord::inline`]: the username at offset 0 and the
 /// password right after it; their `StrRef` offsets are relative to that buffer.
 pub const SUBSCRIBER_INLINE_STRINGS: u8 = 8;
+/// [`SubscriberRecord::time_remaining_seconds`] applies (without it time is unlimited).
+pub const SUBSCRIBER_TIME_LIMITED: u8 = 16;
 /// Room for username + password inside a subscriber record.
 pub const INLINE_LEN: usize = 32;
 
@@ -166,13 +175,17 @@ pub struct SubscriberRecord {
     /// Unix seconds.
     pub expires_at: I64,
     pub data_remaining_bytes: U64,
+    pub time_remaining_seconds: U64,
     /// Resolved against the plans of the newest file (an overlay's plans replace its base's).
     pub plan_id: I64,
     pub static_ip: [u8; 4],
     pub mac: [u8; 6],
     pub status: u8,
     pub flags: u8,
-    pub reserved: [u8; 4],
+    /// Sessions the daemon saw open when it published this record (saturating at
+    /// `u16::MAX`); for the simultaneous-use limit.
+    pub open_sessions: U16,
+    pub reserved: [u8; 2],
     pub inline: [u8; INLINE_LEN],
 }
 
@@ -181,9 +194,9 @@ const _: () = assert!(std::mem::offset_of!(Header, checksum) == CHECKSUM_OFFSET)
 const _: () = assert!(std::mem::offset_of!(Header, base_generation) == BASE_GENERATION_OFFSET);
 const _: () = assert!(size_of::<Section>() == 16);
 const _: () = assert!(size_of::<StrRef>() == 8);
-const _: () = assert!(size_of::<PlanRecord>() == 32);
+const _: () = assert!(size_of::<PlanRecord>() == 40);
 const _: () = assert!(size_of::<RouterRecord>() == 64);
-const _: () = assert!(size_of::<SubscriberRecord>() == 96);
+const _: () = assert!(size_of::<SubscriberRecord>() == 104);
 const _: () = assert!(align_of::<Header>() == 1 && align_of::<SubscriberRecord>() == 1);
 
 /// The hash both sides use for the indexes. Part of the format: changing it is a new version.

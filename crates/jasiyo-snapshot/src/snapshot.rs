@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -206,7 +207,9 @@ impl SnapshotFile {
 
         for plan in plans {
             let pool_ok = plan.flags & format::PLAN_HAS_IP_POOL == 0 || string_ok(&plan.ip_pool);
-            if !string_ok(&plan.rate_limit) || !pool_ok {
+            let fup_ok = plan.flags & format::PLAN_HAS_FUP_RATE_LIMIT == 0
+                || string_ok(&plan.fup_rate_limit);
+            if !string_ok(&plan.rate_limit) || !pool_ok || !fup_ok {
                 return Err(SnapshotError::Malformed("plan string"));
             }
             if Service::from_code(plan.service).is_none() {
@@ -677,6 +680,19 @@ impl<'a> SubscriberView<'a> {
         (self.record.flags & format::SUBSCRIBER_DATA_LIMITED != 0)
             .then(|| self.record.data_remaining_bytes.get())
     }
+
+    /// Remaining time allowance in seconds; `None` when no allowance applies.
+    pub fn time_remaining_seconds(&self) -> Option<u64> {
+        (self.record.flags & format::SUBSCRIBER_TIME_LIMITED != 0)
+            .then(|| self.record.time_remaining_seconds.get())
+    }
+
+    /// Accounting sessions open when the daemon published this record (saturated at
+    /// `u16::MAX`). Lags reality by the accounting round trip: a login is counted once its
+    /// Accounting-Start has reached the daemon.
+    pub fn open_sessions(&self) -> u16 {
+        self.record.open_sessions.get()
+    }
 }
 
 /// A plan inside a snapshot.
@@ -716,6 +732,17 @@ impl<'a> PlanView<'a> {
     /// Which services the plan may be used for.
     pub fn service(&self) -> Service {
         Service::from_code(self.record.service).unwrap_or(Service::Both)
+    }
+
+    /// Most sessions a subscriber may have open at once; `None`: unlimited.
+    pub fn simultaneous_use(&self) -> Option<NonZeroU32> {
+        NonZeroU32::new(self.record.simultaneous_use.get())
+    }
+
+    /// `Mikrotik-Rate-Limit` once the data allowance is used up, if the plan has one.
+    pub fn fup_rate_limit(&self) -> Option<&'a [u8]> {
+        (self.record.flags & format::PLAN_HAS_FUP_RATE_LIMIT != 0)
+            .then(|| self.file.string(&self.record.fup_rate_limit))
     }
 }
 

@@ -14,6 +14,8 @@ fn plan(id: i64, service: Service) -> PlanEntry {
         rate_limit: format!("{id}M/{id}M"),
         ip_pool: (id % 2 == 0).then(|| format!("pool-{id}")),
         service,
+        simultaneous_use: std::num::NonZeroU32::new((id % 7) as u32),
+        fup_rate_limit: (id % 2 == 1).then(|| format!("{id}k/{id}k")),
     }
 }
 
@@ -32,6 +34,8 @@ fn subscriber(id: i64, plan_id: i64) -> SubscriberEntry {
         static_ip: (id % 3 == 0).then(|| Ipv4Addr::new(10, 0, (id >> 8) as u8, id as u8)),
         mac: (id % 4 == 0).then_some([0x02, 0, 0, 0, (id >> 8) as u8, id as u8]),
         data_remaining_bytes: (id % 7 == 0).then_some(id as u64 * 1000),
+        time_remaining_seconds: (id % 6 == 0).then_some(id as u64 * 60),
+        open_sessions: (id % 4) as u32,
     }
 }
 
@@ -79,6 +83,11 @@ fn round_trip_keeps_every_field() {
         assert_eq!(found.static_ip(), expected.static_ip);
         assert_eq!(found.mac(), expected.mac);
         assert_eq!(found.data_remaining_bytes(), expected.data_remaining_bytes);
+        assert_eq!(
+            found.time_remaining_seconds(),
+            expected.time_remaining_seconds
+        );
+        assert_eq!(u32::from(found.open_sessions()), expected.open_sessions);
         assert_eq!(found.plan().unwrap().id(), expected.plan_id);
         if let Some(mac) = expected.mac {
             assert_eq!(snapshot.subscriber_by_mac(mac).unwrap().id(), id);
@@ -95,7 +104,15 @@ fn round_trip_keeps_every_field() {
     assert_eq!(plan2.rate_limit(), b"2M/2M");
     assert_eq!(plan2.ip_pool(), Some(&b"pool-2"[..]));
     assert_eq!(plan2.service(), Service::Hotspot);
-    assert_eq!(snapshot.plan_by_id(7).unwrap().ip_pool(), None);
+    assert_eq!(plan2.simultaneous_use().map(|n| n.get()), Some(2));
+    assert_eq!(plan2.fup_rate_limit(), None);
+    let plan7 = snapshot.plan_by_id(7).unwrap();
+    assert_eq!(plan7.ip_pool(), None);
+    assert_eq!(plan7.simultaneous_use(), None);
+    assert_eq!(plan7.fup_rate_limit(), Some(&b"7k/7k"[..]));
+    let plan1 = snapshot.plan_by_id(1).unwrap();
+    assert_eq!(plan1.simultaneous_use().map(|n| n.get()), Some(1));
+    assert_eq!(plan1.fup_rate_limit(), Some(&b"1k/1k"[..]));
     assert!(snapshot.plan_by_id(3).is_none());
 
     let r1 = snapshot.router_by_ip("127.0.0.1".parse().unwrap()).unwrap();
@@ -203,12 +220,12 @@ fn wrong_magic_and_version_are_refused() {
         Err(SnapshotError::BadMagic)
     ));
     let mut bytes = sample(1, 5);
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     assert!(matches!(
         Snapshot::from_bytes(bytes),
         Err(SnapshotError::VersionMismatch {
-            expected: 1,
-            found: 2
+            expected: 2,
+            found: 1
         })
     ));
 }
@@ -224,7 +241,9 @@ fn reseal(bytes: &mut [u8]) {
 fn structurally_bad_files_are_refused_even_with_a_valid_checksum() {
     // A string reference pointing past the strings section.
     let mut bytes = sample(1, 5);
-    let subscribers = format::HEADER_LEN + 3 * 32 + 2 * 64;
+    let subscribers = format::HEADER_LEN
+        + 3 * size_of::<format::PlanRecord>()
+        + 2 * size_of::<format::RouterRecord>();
     bytes[subscribers + 8..subscribers + 12].copy_from_slice(&u32::MAX.to_le_bytes());
     reseal(&mut bytes);
     assert!(matches!(
@@ -233,7 +252,8 @@ fn structurally_bad_files_are_refused_even_with_a_valid_checksum() {
     ));
     // A plan that does not exist.
     let mut bytes = sample(1, 5);
-    bytes[subscribers + 40..subscribers + 44].copy_from_slice(&3u32.to_le_bytes());
+    let plan_id = subscribers + std::mem::offset_of!(format::SubscriberRecord, plan_id);
+    bytes[plan_id..plan_id + 4].copy_from_slice(&3u32.to_le_bytes());
     reseal(&mut bytes);
     assert!(matches!(
         Snapshot::from_bytes(bytes),
@@ -271,6 +291,8 @@ proptest! {
         names in proptest::collection::hash_set("[a-zA-Z0-9@._-]{1,24}", 0..200),
         expiry in any::<i64>(),
         allowance in proptest::option::of(any::<u64>()),
+        time in proptest::option::of(any::<u64>()),
+        open in any::<u32>(),
     ) {
         let plans = [plan(5, Service::Both)];
         let entries: Vec<_> = names.iter().enumerate().map(|(i, name)| SubscriberEntry {
@@ -283,6 +305,8 @@ proptest! {
             static_ip: None,
             mac: None,
             data_remaining_bytes: allowance,
+            time_remaining_seconds: time,
+            open_sessions: open,
         }).collect();
         let snapshot = Snapshot::from_bytes(build_snapshot(9, 0, &plans, &[], &entries).unwrap()).unwrap();
         for entry in &entries {
@@ -291,6 +315,8 @@ proptest! {
             prop_assert_eq!(found.password(), entry.password.as_bytes());
             prop_assert_eq!(found.expires_at(), expiry);
             prop_assert_eq!(found.data_remaining_bytes(), allowance);
+            prop_assert_eq!(found.time_remaining_seconds(), time);
+            prop_assert_eq!(found.open_sessions(), u16::try_from(open).unwrap_or(u16::MAX));
         }
         prop_assert!(snapshot.subscriber_by_username(b"not a generated name!").is_none());
     }
@@ -540,6 +566,10 @@ fn overlay_changes_renames_deletes_and_adds() {
     plans.push(plan(9, Service::Both));
     let mut changed_password = subscriber(5, 1);
     changed_password.password = "new-password".into();
+    // What accounting changes: open sessions and the allowances counted down.
+    changed_password.open_sessions = 2;
+    changed_password.data_remaining_bytes = Some(0);
+    changed_password.time_remaining_seconds = Some(17);
     let mut renamed = subscriber(6, 1);
     renamed.username = "renamed6".into();
     let mut added = subscriber(200, 9);
@@ -566,6 +596,10 @@ fn overlay_changes_renames_deletes_and_adds() {
             .password(),
         b"new-password"
     );
+    let user5 = snapshot.subscriber_by_username(b"user5").unwrap();
+    assert_eq!(user5.open_sessions(), 2);
+    assert_eq!(user5.data_remaining_bytes(), Some(0));
+    assert_eq!(user5.time_remaining_seconds(), Some(17));
     assert!(
         snapshot.subscriber_by_username(b"user6").is_none(),
         "old name of a renamed user"

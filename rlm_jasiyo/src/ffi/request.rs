@@ -380,7 +380,7 @@ unsafe fn authorize_user(
 
 fn describe(accept: &Accept<'_>, user_name: &[u8]) -> String {
     format!(
-        "accept \"{}\" (subscriber {} \"{}\"{}): Session-Timeout {}, Mikrotik-Rate-Limit \"{}\"",
+        "accept \"{}\" (subscriber {} \"{}\"{}): Session-Timeout {}, Mikrotik-Rate-Limit \"{}\"{}",
         String::from_utf8_lossy(user_name),
         accept.subscriber_id,
         String::from_utf8_lossy(accept.username),
@@ -391,6 +391,11 @@ fn describe(accept: &Accept<'_>, user_name: &[u8]) -> String {
         },
         accept.session_timeout,
         String::from_utf8_lossy(accept.rate_limit),
+        if accept.fair_use {
+            " (data used up: fair-use rate)"
+        } else {
+            ""
+        },
     )
 }
 
