@@ -1,10 +1,13 @@
 //! End to end: accounting through Debian's radiusd, rlm_jasiyo's journal and the
-//! billing-daemon's consumer into Postgres.
+//! billing-daemon's consumer into Postgres, read back through the API: Gigawords counted,
+//! duplicates and reordering harmless, Accounting-On closing the router's sessions, and
+//! post-auth results in the authentication log with their reasons.
 
 mod support;
 
-use serde_json::json;
-use support::{pap, quoted, spawn_stack};
+use serde_json::{Value, json};
+use support::acct::{AcctSession, Counters, accounting_on_off};
+use support::{DEADLINE, pap, quoted, spawn_stack};
 
 /// An Accounting-Request of one PPPoE session as RouterOS sends it.
 fn acct(status: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -94,4 +97,211 @@ async fn start_interim_stop_land_exactly_and_auth_results_are_logged() {
     let health = stack.health().await;
     assert_eq!(health["journal"]["accounting_total"], 3, "{health}");
     assert_eq!(health["journal"]["rejects_total"], 0, "{health}");
+}
+
+async fn sessions_of(stack: &support::Stack, username: &str) -> Vec<Value> {
+    stack
+        .api
+        .get(&format!("/subscribers/{username}/sessions"))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls the subscriber's sessions until `done` holds for the list.
+async fn poll_sessions(
+    stack: &support::Stack,
+    username: &str,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let list = sessions_of(stack, username).await;
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: not so after {DEADLINE:?}; sessions: {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn counters_of(s: &Value) -> (i64, i64, i64) {
+    (
+        s["input_bytes"].as_i64().expect("input_bytes"),
+        s["output_bytes"].as_i64().expect("output_bytes"),
+        s["session_seconds"].as_i64().expect("session_seconds"),
+    )
+}
+
+#[tokio::test]
+async fn duplicates_and_reordering_never_lose_or_double_count() {
+    let stack = spawn_stack().await;
+    let plan = stack.create_plan(json!({"simultaneous_use": null})).await;
+    stack
+        .create_subscriber("otto", "otto-pw", plan, json!({}))
+        .await;
+    let acct = stack.acct();
+
+    // Session A: the Stop arrives first, then a late Interim with smaller counters, then
+    // the Start, then the Stop again (a retransmission the router did not know was seen).
+    let a = AcctSession::new("otto", "80f00002", 2);
+    let a_stop = Counters {
+        input: 7_000_000_000,
+        output: 9_000_000_000,
+        seconds: 900,
+    };
+    acct.send(a.stop(a_stop), DEADLINE).await;
+    acct.send(
+        a.interim(Counters {
+            input: 1_000,
+            output: 2_000,
+            seconds: 300,
+        }),
+        DEADLINE,
+    )
+    .await;
+    acct.send(a.start(), DEADLINE).await;
+    acct.send(a.stop(a_stop), DEADLINE).await;
+
+    // Session B: Interim without a Start, the same Interim three times, then a smaller one.
+    let b = AcctSession::new("otto", "80f00003", 3);
+    let b_interim = Counters {
+        input: 5_000_000,
+        output: 6_000_000,
+        seconds: 600,
+    };
+    for _ in 0..3 {
+        acct.send(b.interim(b_interim), DEADLINE).await;
+    }
+    acct.send(
+        b.interim(Counters {
+            input: 1,
+            output: 1,
+            seconds: 1,
+        }),
+        DEADLINE,
+    )
+    .await;
+
+    let list = poll_sessions(&stack, "otto", "both sessions recorded", |l| {
+        l.len() == 2
+            && l.iter().any(|s| {
+                s["acct_session_id"] == json!("80f00003")
+                    && counters_of(s) == (5_000_000, 6_000_000, 600)
+            })
+            && l.iter()
+                .any(|s| s["acct_session_id"] == json!("80f00002") && s["online"] == json!(false))
+    })
+    .await;
+    let by_id = |id: &str| {
+        list.iter()
+            .find(|s| s["acct_session_id"] == json!(id))
+            .unwrap_or_else(|| panic!("no session {id}: {list:?}"))
+    };
+    let sa = by_id("80f00002");
+    assert_eq!(counters_of(sa), (7_000_000_000, 9_000_000_000, 900));
+    assert_eq!(sa["closed_by"], json!("router"));
+    let sb = by_id("80f00003");
+    assert_eq!(
+        sb["online"],
+        json!(true),
+        "an Interim without Start opens it"
+    );
+
+    // Usage is the sum of both sessions' final counters: nothing counted twice.
+    let usage = stack.api.get("/subscribers/otto/usage").await;
+    assert_eq!(
+        usage["total"]["input_bytes"],
+        json!(7_000_000_000_i64 + 5_000_000),
+        "{usage}"
+    );
+    assert_eq!(
+        usage["total"]["output_bytes"],
+        json!(9_000_000_000_i64 + 6_000_000),
+        "{usage}"
+    );
+    assert_eq!(usage["total"]["seconds"], json!(1500), "{usage}");
+}
+
+#[tokio::test]
+async fn accounting_on_closes_the_routers_open_sessions() {
+    let stack = spawn_stack().await;
+    let plan = stack.create_plan(json!({"simultaneous_use": null})).await;
+    stack
+        .create_subscriber("rita", "rita-pw", plan, json!({}))
+        .await;
+    let acct = stack.acct();
+    for (i, id) in ["80f00010", "80f00011"].iter().enumerate() {
+        acct.send(
+            AcctSession::new("rita", id, 10 + i as u32).start(),
+            DEADLINE,
+        )
+        .await;
+    }
+    poll_sessions(&stack, "rita", "two sessions online", |l| {
+        l.len() == 2 && l.iter().all(|s| s["online"] == json!(true))
+    })
+    .await;
+
+    // The router rebooted: it says so before any new session.
+    acct.send(accounting_on_off(true), DEADLINE).await;
+    let closed = poll_sessions(&stack, "rita", "closed by Accounting-On", |l| {
+        l.len() == 2 && l.iter().all(|s| s["online"] == json!(false))
+    })
+    .await;
+    for s in &closed {
+        assert_eq!(s["terminate_cause"], json!("NAS-Reboot"), "{s}");
+        assert_eq!(s["closed_by"], json!("nas-reboot"), "{s}");
+    }
+}
+
+#[tokio::test]
+async fn post_auth_results_reach_the_auth_log_with_reasons() {
+    let stack = spawn_stack().await;
+    let plan = stack.create_plan(json!({})).await;
+    stack
+        .create_subscriber("lola", "lola-pw", plan, json!({}))
+        .await;
+    stack
+        .create_subscriber("mona", "mona-pw", plan, json!({"status": "suspended"}))
+        .await;
+    let r = &stack.radius;
+    r.poll_until(
+        || pap("lola", "lola-pw"),
+        "lola accepted",
+        |r| r.is_accept(),
+    )
+    .await;
+    assert!(r.send(&pap("lola", "wrong")).await.is_reject());
+    assert!(r.send(&pap("mona", "mona-pw")).await.is_reject());
+
+    let start = std::time::Instant::now();
+    loop {
+        let lola = stack.api.get("/auth-log?username=lola").await;
+        let mona = stack.api.get("/auth-log?username=mona").await;
+        let has = |log: &Value, accepted: bool, reason: &str| {
+            log.as_array().is_some_and(|l| {
+                l.iter().any(|e| {
+                    e["accepted"] == json!(accepted)
+                        && e["reason"].as_str().unwrap_or("").contains(reason)
+                })
+            })
+        };
+        if has(&lola, true, "")
+            && has(&lola, false, "Invalid username or password")
+            && has(&mona, false, "Account suspended")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "auth-log incomplete after {DEADLINE:?}: lola {lola}, mona {mona}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -1,100 +1,240 @@
-//! End to end: the quota rules through Debian's radiusd with rlm_jasiyo (fair-use rate, time
-//! allowance, simultaneous use). Open sessions are written with SQL here, as the accounting
-//! ingest writes them, together with the notification the ingest sends; the journal path
-//! from radiusd to the ingest has tests of its own.
+//! End to end: accounting flows back into authorization. Usage reported by the router
+//! counts down a subscriber's data and time allowance, which the next Access-Accept carries
+//! (Mikrotik-Total-Limit, Session-Timeout) and which rejects (or slows to the plan's FUP
+//! rate) at zero; open sessions count against the plan's simultaneous-use limit.
 
 mod support;
 
 use serde_json::json;
-use support::{pap, spawn_stack};
+use support::acct::{AcctSession, Counters};
+use support::{DEADLINE, Reply, pap, spawn_stack};
+
+fn total_limit(reply: &Reply) -> Option<u64> {
+    let low: u64 = reply.attr("Mikrotik-Total-Limit")?.parse().ok()?;
+    let high: u64 = reply
+        .attr("Mikrotik-Total-Limit-Gigawords")
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0);
+    Some(high << 32 | low)
+}
+
+fn rejected_for(reply: &Reply, words: &str) -> bool {
+    reply.is_reject()
+        && reply
+            .attr("Reply-Message")
+            .is_some_and(|m| m.to_lowercase().contains(words))
+}
 
 #[tokio::test]
-async fn fup_time_allowance_and_simultaneous_use_through_radiusd() {
+async fn a_data_allowance_counts_down_and_rejects_at_zero() {
     let stack = spawn_stack().await;
+    // 6 GiB: above 4 GiB, so the limit needs Mikrotik-Total-Limit-Gigawords.
+    let cap: u64 = 6 << 30;
     let plan = stack
-        .create_plan(
-            json!({"rate_limit": "5M/10M", "fup_rate_limit": "256k/512k",
-                            "time_allowance_seconds": 600, "simultaneous_use": 1}),
-        )
-        .await;
-    let strict = stack.create_plan(json!({"rate_limit": "5M/10M"})).await;
-    stack
-        .create_subscriber("fay", "fay-pw", plan, json!({"data_remaining_bytes": 0}))
+        .create_plan(json!({"data_cap_bytes": cap, "simultaneous_use": null}))
         .await;
     stack
-        .create_subscriber("gus", "gus-pw", strict, json!({"data_remaining_bytes": 0}))
-        .await;
-    let hal = stack
-        .create_subscriber("hal", "hal-pw", plan, json!({"data_remaining_bytes": 1000}))
-        .await;
-    stack
-        .create_subscriber("ivy", "ivy-pw", plan, json!({"time_remaining_seconds": 0}))
+        .create_subscriber("dora", "dora-pw", plan, json!({}))
         .await;
     let r = &stack.radius;
-    // hal is the last one that can log in; once he can, the snapshot has them all.
-    let reply = r
-        .poll_until(|| pap("hal", "hal-pw"), "hal accepted", |r| r.is_accept())
+    let login = || pap("dora", "dora-pw");
+    let first = r
+        .poll_until(login, "dora accepted", |r| r.is_accept())
         .await;
-    // The plan's time allowance (600 s) is shorter than the subscription (a day).
-    assert_eq!(reply.attr("Session-Timeout"), Some("600"), "{reply}");
-    assert_eq!(reply.attr("Mikrotik-Rate-Limit"), Some("5M/10M"), "{reply}");
-    assert_eq!(reply.attr("Mikrotik-Total-Limit"), Some("1000"), "{reply}");
+    assert_eq!(total_limit(&first), Some(cap), "{first}");
 
-    // Out of data on a plan with a FUP rate: accepted at that rate, no Total-Limit.
-    let reply = r.send(&pap("fay", "fay-pw")).await;
-    assert!(reply.is_accept(), "fay:\n{reply}");
+    // 1 GiB up and 2 GiB down in one session: 3 GiB left.
+    let acct = stack.acct();
+    let session = AcctSession::new("dora", "81a00001", 1);
+    acct.send(session.start(), DEADLINE).await;
+    let used = Counters {
+        input: 1 << 30,
+        output: 2 << 30,
+        seconds: 600,
+    };
+    acct.send(session.interim(used), DEADLINE).await;
+    // A retransmitted (duplicate) Interim must not count twice.
+    acct.send(session.interim(used), DEADLINE).await;
+    let left = cap - (3 << 30);
+    r.poll_until(login, "the allowance counted down by exactly 3 GiB", |r| {
+        r.is_accept() && total_limit(r) == Some(left)
+    })
+    .await;
     assert_eq!(
-        reply.attr("Mikrotik-Rate-Limit"),
-        Some("256k/512k"),
-        "{reply}"
-    );
-    assert!(!reply.has("Mikrotik-Total-Limit"), "{reply}");
-    // Without one: rejected.
-    let reply = r.send(&pap("gus", "gus-pw")).await;
-    assert!(reply.is_reject(), "gus:\n{reply}");
-    assert_eq!(
-        reply.attr("Reply-Message"),
-        Some("Data allowance used up"),
-        "{reply}"
-    );
-    // Out of time.
-    let reply = r.send(&pap("ivy", "ivy-pw")).await;
-    assert!(reply.is_reject(), "ivy:\n{reply}");
-    assert_eq!(
-        reply.attr("Reply-Message"),
-        Some("Time allowance used up"),
-        "{reply}"
+        stack.sql("SELECT data_remaining_bytes FROM subscribers WHERE username = 'dora'"),
+        left.to_string()
     );
 
-    // hal goes online (one open session, limit 1): the next login is refused...
-    let hal_id = hal["id"].as_i64().unwrap();
-    stack.sql(&format!(
-        "INSERT INTO sessions (source_ip, username, subscriber_id, acct_session_id, unique_key, \
-           started_at, start_seen, last_update_at) \
-         VALUES ('127.0.0.1', 'hal', {hal_id}, '81000001', 'e2e-hal-1', now(), true, now()); \
-         SELECT pg_notify('jasiyo_changes', 'subscribers:{hal_id}')"
-    ));
-    let reply = r
-        .poll_until(
-            || pap("hal", "hal-pw"),
-            "hal refused while online",
-            |r| r.is_reject(),
-        )
-        .await;
-    assert_eq!(
-        reply.attr("Reply-Message"),
-        Some("Simultaneous-use limit reached"),
-        "{reply}"
-    );
-    // ...until the session stops.
-    stack.sql(&format!(
-        "UPDATE sessions SET stopped_at = now(), closed_by = 'router' WHERE unique_key = 'e2e-hal-1'; \
-         SELECT pg_notify('jasiyo_changes', 'subscribers:{hal_id}')"
-    ));
-    r.poll_until(
-        || pap("hal", "hal-pw"),
-        "hal accepted after the stop",
-        |r| r.is_accept(),
+    // The session ends having used more than the allowance: the next login is refused.
+    acct.send(
+        session.stop(Counters {
+            input: 3 << 30,
+            output: 4 << 30,
+            seconds: 1200,
+        }),
+        DEADLINE,
     )
     .await;
+    r.poll_until(login, "rejected at zero", |r| rejected_for(r, "data"))
+        .await;
+    assert_eq!(
+        stack.sql("SELECT data_remaining_bytes FROM subscribers WHERE username = 'dora'"),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_with_a_fup_rate_slows_down_instead_of_rejecting() {
+    let stack = spawn_stack().await;
+    let plan = stack
+        .create_plan(json!({
+            "rate_limit": "10M/10M",
+            "data_cap_bytes": 1_000_000,
+            "fup_rate_limit": "1M/1M",
+            "simultaneous_use": null,
+        }))
+        .await;
+    stack
+        .create_subscriber("fay", "fay-pw", plan, json!({}))
+        .await;
+    let r = &stack.radius;
+    let login = || pap("fay", "fay-pw");
+    let before = r.poll_until(login, "fay accepted", |r| r.is_accept()).await;
+    assert_eq!(before.attr("Mikrotik-Rate-Limit"), Some("10M/10M"));
+
+    let acct = stack.acct();
+    let session = AcctSession::new("fay", "81a00002", 2);
+    acct.send(
+        session.stop(Counters {
+            input: 400_000,
+            output: 700_000,
+            seconds: 60,
+        }),
+        DEADLINE,
+    )
+    .await;
+    let after = r
+        .poll_until(login, "accepted at the FUP rate", |r| {
+            r.is_accept() && r.attr("Mikrotik-Rate-Limit") == Some("1M/1M")
+        })
+        .await;
+    assert_eq!(
+        total_limit(&after),
+        None,
+        "no byte limit at the FUP rate:\n{after}"
+    );
+}
+
+#[tokio::test]
+async fn a_time_allowance_caps_session_timeout_and_rejects_at_zero() {
+    let stack = spawn_stack().await;
+    let plan = stack
+        .create_plan(json!({"time_allowance_seconds": 7200, "simultaneous_use": null}))
+        .await;
+    stack
+        .create_subscriber("tim", "tim-pw", plan, json!({}))
+        .await;
+    let r = &stack.radius;
+    let login = || pap("tim", "tim-pw");
+    let first = r.poll_until(login, "tim accepted", |r| r.is_accept()).await;
+    // Expiry is a day away: the allowance is the tighter cap.
+    assert_eq!(first.attr("Session-Timeout"), Some("7200"), "{first}");
+
+    let acct = stack.acct();
+    let session = AcctSession::new("tim", "81a00003", 3);
+    acct.send(session.start(), DEADLINE).await;
+    acct.send(
+        session.interim(Counters {
+            input: 1000,
+            output: 1000,
+            seconds: 1800,
+        }),
+        DEADLINE,
+    )
+    .await;
+    r.poll_until(login, "Session-Timeout capped by the time left", |r| {
+        r.is_accept() && r.attr("Session-Timeout") == Some("5400")
+    })
+    .await;
+    acct.send(
+        session.stop(Counters {
+            input: 2000,
+            output: 2000,
+            seconds: 7300,
+        }),
+        DEADLINE,
+    )
+    .await;
+    r.poll_until(login, "rejected with no time left", |r| {
+        rejected_for(r, "time")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() {
+    let stack = spawn_stack().await;
+    let plan = stack.create_plan(json!({"simultaneous_use": 1})).await;
+    stack
+        .create_subscriber("sam", "sam-pw", plan, json!({}))
+        .await;
+    let r = &stack.radius;
+    let login = || pap("sam", "sam-pw");
+    r.poll_until(login, "sam accepted", |r| r.is_accept()).await;
+
+    let acct = stack.acct();
+    let first = AcctSession::new("sam", "81a00004", 4);
+    acct.send(first.start(), DEADLINE).await;
+    let second = r
+        .poll_until(login, "second login rejected", |r| {
+            rejected_for(r, "simultaneous")
+        })
+        .await;
+    assert!(second.has("Message-Authenticator"), "{second}");
+
+    // The reason is in the authentication log (journaled by post-auth).
+    let start = std::time::Instant::now();
+    loop {
+        let log = stack.api.get("/auth-log?username=sam").await;
+        let logged = log.as_array().is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e["accepted"] == json!(false)
+                    && e["reason"]
+                        .as_str()
+                        .is_some_and(|m| m.to_lowercase().contains("simultaneous"))
+            })
+        });
+        if logged {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "auth-log has no simultaneous-use reject: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    acct.send(
+        first.stop(Counters {
+            input: 10,
+            output: 10,
+            seconds: 30,
+        }),
+        DEADLINE,
+    )
+    .await;
+    r.poll_until(login, "accepted again after the Stop", |r| r.is_accept())
+        .await;
+
+    // A router reboot (Accounting-On) also frees the slot.
+    acct.send(AcctSession::new("sam", "81a00005", 5).start(), DEADLINE)
+        .await;
+    r.poll_until(login, "rejected while the new session is open", |r| {
+        rejected_for(r, "simultaneous")
+    })
+    .await;
+    acct.send(support::acct::accounting_on_off(true), DEADLINE)
+        .await;
+    r.poll_until(login, "accepted after Accounting-On", |r| r.is_accept())
+        .await;
 }

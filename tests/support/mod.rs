@@ -23,6 +23,8 @@
 //! `billing-daemon` and `librlm_jasiyo.so`). `scripts/test.sh` does both.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub(crate) mod acct;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{TcpListener, UdpSocket};
@@ -350,6 +352,21 @@ impl Stack {
         self.wait_healthy().await;
     }
 
+    /// A client that sends Accounting-Requests to radiusd as a router does
+    /// (retransmitting until answered), with this stack's secret.
+    pub(crate) fn acct(&self) -> acct::AcctClient {
+        acct::AcctClient::new(self.radius.acct_port, &self.radius.secret)
+    }
+
+    /// Starts this stack's own Postgres cluster again, on the same port (needs
+    /// `own_postgres`), after [`Stack::stop_postgres`].
+    pub(crate) fn restart_postgres(&mut self) {
+        self.pg
+            .as_mut()
+            .expect("restart_postgres needs StackOptions::own_postgres")
+            .restart();
+    }
+
     /// Kills billing-daemon with SIGKILL (no clean shutdown), and reaps it.
     pub(crate) fn kill_daemon(&mut self) {
         if let Some(child) = self.daemon.take() {
@@ -433,8 +450,9 @@ impl Stack {
     }
 
     /// Runs SQL on this test's database (as the superuser), like an operator in psql.
+    /// The output has no trailing newline.
     pub(crate) fn sql(&self, statement: &str) -> String {
-        psql(&self.db_url, statement)
+        psql(&self.db_url, statement).trim_end().to_owned()
     }
 
     /// A plan with sensible defaults, overridden by `fields`; returns its id.
@@ -608,6 +626,20 @@ impl PgCluster {
         .to_string()
     }
 
+    /// Starts the stopped cluster again on its port (the daemon's URL stays valid).
+    pub(crate) fn restart(&mut self) {
+        if !self.running {
+            run_ok(
+                Command::new(pg_cluster_script())
+                    .arg("start")
+                    .arg(&self.dir)
+                    .arg(self.port.to_string()),
+                "pg-cluster.sh start",
+            );
+            self.running = true;
+        }
+    }
+
     pub(crate) fn stop(&mut self) {
         if self.running {
             run_ok(
@@ -703,6 +735,11 @@ impl Api {
             .await
     }
 
+    /// GET that must succeed; returns the JSON body.
+    pub(crate) async fn get(&self, path: &str) -> Value {
+        self.expect_ok(reqwest::Method::GET, path, None).await
+    }
+
     pub(crate) async fn post(&self, path: &str) -> Value {
         self.expect_ok(reqwest::Method::POST, path, None).await
     }
@@ -720,6 +757,26 @@ impl Api {
             body.map(|b| b.to_string()).unwrap_or_default()
         );
         value
+    }
+}
+
+/// Calls `check` until it returns `Some`, every 100 ms; panics after `deadline`.
+/// For conditions the product reaches by itself (never a timing assertion).
+pub(crate) async fn poll<T>(
+    deadline: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "{what}: not so after {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
