@@ -1000,7 +1000,8 @@ describe() {
     echo "are those of the median round; \"vs nolookup\" is the median of the per-round ratios; req/s"
     echo "counts the drain after the last request too, so a round with retransmissions (each waits"
     echo "the 3 s timeout) reads low. RSS is radiusd's resident memory after the rounds: anonymous"
-    echo "(private) and file-backed; the latter holds the snapshot once per mapping (rlm_jasiyo's two"
+    echo "(private) and file-backed; the latter holds the accounting journal rlm_jasiyo maps (its whole"
+    echo "size, $journal_capacity here, pre-faulted) and the snapshot once per mapping (rlm_jasiyo's two"
     echo "instances, jasiyo and jasiyo_clients, each map it), shared with the page cache."
     echo
     echo "| subscribers | configuration | req/s | p50 ms | p99 ms | vs nolookup | accepted / sent | retransmits / timeouts | radiusd RSS MiB (anon / file) | req/s per round |"
