@@ -597,33 +597,13 @@ load_radacct() {
         -f /etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql >/dev/null
 }
 
-# start_acct_radiusd CONFIG DIR PORT: start radiusd and wait until it answers an
-# Interim-Update.
-start_acct_radiusd() {
-    local config=$1 dir=$2 port=$3
-    if ! freeradius -C -d "$dir/raddb" >/dev/null 2>&1; then
-        freeradius -XC -d "$dir/raddb" >"$dir/check.log" 2>&1 || true
-        tail -n 5 "$dir/check.log" >&2
-        warn "radiusd rejected the configuration in $dir/raddb"
-        return 1
-    fi
-    "${radiusd_cpu[@]}" freeradius -f -d "$dir/raddb" -l "$dir/radiusd.log" </dev/null >/dev/null 2>&1 &
-    radiusd_pid[$config]=$!
-    if ! wait_for 30 "$radload" --kind interim --server "127.0.0.1:$port" --secret "$secret" \
-        --users 'bench{n}' --count 1 --requests 1 --timeout 0.5 --retries 0 \
-        --expect accounting-response; then
-        tail -n 20 "$dir/radiusd.log" >&2 || true
-        warn "radiusd ($config) in $dir did not answer an Interim-Update"
-        stop_pid "${radiusd_pid[$config]}" "radiusd ($config)"
-        unset "radiusd_pid[$config]"
-        return 1
-    fi
+# daemon_health: billing-daemon's /healthz body (journal positions and counters).
+daemon_health() {
+    curl -fsS --max-time 2 "http://127.0.0.1:$daemon_port/healthz" 2>/dev/null
 }
-
-# journal_lag: bytes of journal that billing-daemon has not applied yet, from its /healthz.
+# journal_lag: bytes of journal that billing-daemon has not applied yet.
 journal_lag() {
-    curl -fsS --max-time 2 "http://127.0.0.1:$daemon_port/healthz" 2>/dev/null |
-        jq -r '.journal.lag_bytes // "null"' 2>/dev/null || echo null
+    daemon_health | jq -r '.journal.lag_bytes // "null"' 2>/dev/null || echo null
 }
 # sample_lag FILE: appends "unix-seconds lag-bytes" every 0.2 s until killed.
 sample_lag() {
@@ -643,10 +623,17 @@ wait_drained() {
     done
 }
 
-# start_radiusd CONFIG DIR PORT: start radiusd (-f, not -X, which is single-threaded) and
-# wait until it accepts bench1.
+# start_radiusd CONFIG DIR PORT [acct]: start radiusd (-f, not -X, which is single-threaded)
+# and wait until it accepts bench1 (with acct: until it answers an Interim-Update).
 start_radiusd() {
-    local config=$1 dir=$2 port=$3
+    local config=$1 dir=$2 port=$3 probe what
+    if [ "${4:-}" = acct ]; then
+        probe=(--kind interim --expect accounting-response)
+        what="an Interim-Update"
+    else
+        probe=(--password "$password" --expect accept)
+        what="an Access-Request with Access-Accept"
+    fi
     if ! freeradius -C -d "$dir/raddb" >/dev/null 2>&1; then
         freeradius -XC -d "$dir/raddb" >"$dir/check.log" 2>&1 || true
         tail -n 5 "$dir/check.log" >&2
@@ -656,10 +643,9 @@ start_radiusd() {
     "${radiusd_cpu[@]}" freeradius -f -d "$dir/raddb" -l "$dir/radiusd.log" </dev/null >/dev/null 2>&1 &
     radiusd_pid[$config]=$!
     if ! wait_for 30 "$radload" --server "127.0.0.1:$port" --secret "$secret" \
-        --users 'bench{n}' --count 1 --password "$password" --requests 1 --timeout 0.5 \
-        --retries 0 --expect accept; then
+        --users 'bench{n}' --count 1 --requests 1 --timeout 0.5 --retries 0 "${probe[@]}"; then
         tail -n 20 "$dir/radiusd.log" >&2 || true
-        warn "radiusd ($config) in $dir did not answer an Access-Request with Access-Accept"
+        warn "radiusd ($config) in $dir did not answer $what"
         stop_pid "${radiusd_pid[$config]}" "radiusd ($config)"
         unset "radiusd_pid[$config]"
         return 1
@@ -769,7 +755,7 @@ if [ -n "$acct_configs" ]; then
         dir="$work/$a/$c"
         port=$(pick_udp_port)
         say "[$c] setting up in $dir (port $port)"
-        if "setup_${c//-/_}" "$dir" "$port" "$n" && start_acct_radiusd "$c" "$dir" "$port"; then
+        if "setup_${c//-/_}" "$dir" "$port" "$n" && start_radiusd "$c" "$dir" "$port" acct; then
             port_of[$c]=$port
             live+=("$c")
         else
@@ -819,7 +805,7 @@ if [ -n "$acct_configs" ]; then
     if [ -n "$daemon_pid" ] && wait_drained 600; then
         # The journal was created by this daemon: its reserved position is every byte
         # journaled, and every record is applied now.
-        curl -fsS --max-time 2 "http://127.0.0.1:$daemon_port/healthz" |
+        daemon_health |
             jq '{bytes: .journal.reserved, records: .journal.records_applied_total,
                  bytes_per_record: (.journal.reserved / .journal.records_applied_total)}' \
             >"$results/$a/journal.json" || true
@@ -836,8 +822,7 @@ if [ -n "$acct_configs" ]; then
         t0=$(date +%s.%N)
         if start_daemon "$n" no-repeats; then
             t_ready=$(date +%s.%N)
-            applied_at_ready=$(curl -fsS --max-time 2 "http://127.0.0.1:$daemon_port/healthz" |
-                jq '.journal.records_applied_total // 0')
+            applied_at_ready=$(daemon_health | jq '.journal.records_applied_total // 0')
             if wait_drained 900; then
                 t1=$(date +%s.%N)
                 # Timed from /healthz answering when most of the backlog was still there, else

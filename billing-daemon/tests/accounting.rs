@@ -10,11 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use billing_daemon::accounting::{
-    AccountingEvent, AuthResult, apply_batch, close_stale, record_auth_results,
-};
+use billing_daemon::accounting::{AccountingEvent, AuthResult, close_stale, record_auth_results};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use common::TestApp;
+use common::{TestApp, apply};
 use radius_proto::Packet;
 use radius_proto::attr::{self, acct_status_type as st};
 use sqlx::{PgPool, Row};
@@ -132,16 +130,6 @@ fn nas_event(status: u32, router: Ipv4Addr, at: DateTime<Utc>) -> AccountingEven
         .encode(b"secret")
         .unwrap();
     AccountingEvent::from_packet(at, SocketAddr::from((router, 1813)), &raw).unwrap()
-}
-
-async fn apply(
-    pool: &PgPool,
-    events: &[AccountingEvent],
-) -> billing_daemon::accounting::IngestStats {
-    let mut tx = pool.begin().await.unwrap();
-    let s = apply_batch(&mut tx, events).await.unwrap();
-    tx.commit().await.unwrap();
-    s
 }
 
 /// A plan, a router at 192.0.2.1 and subscribers alice, bob and a MAC-bound carol.

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
 use axum::http::StatusCode;
-use billing_daemon::accounting::{AccountingEvent, IngestStats, apply_batch, close_stale};
+use billing_daemon::accounting::{AccountingEvent, apply_batch, close_stale};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::TestApp;
+use common::{TestApp, apply};
 use jasiyo_snapshot::Snapshot;
 use radius_proto::Packet;
 use radius_proto::attr::{self, acct_status_type as st};
@@ -52,10 +52,8 @@ fn acct(
     }
     if let Some((i, o, s)) = counters {
         p = p
-            .with_integer(attr::ACCT_INPUT_OCTETS, (i & 0xFFFF_FFFF) as u32)
-            .with_integer(attr::ACCT_INPUT_GIGAWORDS, (i >> 32) as u32)
-            .with_integer(attr::ACCT_OUTPUT_OCTETS, (o & 0xFFFF_FFFF) as u32)
-            .with_integer(attr::ACCT_OUTPUT_GIGAWORDS, (o >> 32) as u32)
+            .with_counter64(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS, i)
+            .with_counter64(attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS, o)
             .with_integer(attr::ACCT_SESSION_TIME, s);
     }
     let raw = p.encode(b"secret").unwrap();
@@ -70,13 +68,6 @@ fn accounting_on(at_secs: i64) -> AccountingEvent {
         .encode(b"secret")
         .unwrap();
     AccountingEvent::from_packet(at, SocketAddr::from((ROUTER, 1813)), &raw).unwrap()
-}
-
-async fn apply(pool: &PgPool, events: &[AccountingEvent]) -> IngestStats {
-    let mut tx = pool.begin().await.unwrap();
-    let s = apply_batch(&mut tx, events).await.unwrap();
-    tx.commit().await.unwrap();
-    s
 }
 
 /// A plan (limit 1), the router, and: alice (100 GB, 1 h), bob (unlimited), carol (100 bytes,

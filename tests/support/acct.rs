@@ -66,13 +66,14 @@ impl AcctSession {
     }
 
     fn with_counters(packet: Packet, c: Counters) -> Packet {
-        // Low 32 bits and the rest, as RFC 2869 §5.1/5.2 split them.
         packet
             .with_integer(attr::ACCT_SESSION_TIME, c.seconds)
-            .with_integer(attr::ACCT_INPUT_OCTETS, (c.input & 0xffff_ffff) as u32)
-            .with_integer(attr::ACCT_INPUT_GIGAWORDS, (c.input >> 32) as u32)
-            .with_integer(attr::ACCT_OUTPUT_OCTETS, (c.output & 0xffff_ffff) as u32)
-            .with_integer(attr::ACCT_OUTPUT_GIGAWORDS, (c.output >> 32) as u32)
+            .with_counter64(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS, c.input)
+            .with_counter64(
+                attr::ACCT_OUTPUT_OCTETS,
+                attr::ACCT_OUTPUT_GIGAWORDS,
+                c.output,
+            )
             .with_integer(attr::ACCT_INPUT_PACKETS, (c.input / 1000) as u32)
             .with_integer(attr::ACCT_OUTPUT_PACKETS, (c.output / 1000) as u32)
     }

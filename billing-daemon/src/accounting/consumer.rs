@@ -320,21 +320,34 @@ impl JournalIngest {
         }
     }
 
-    /// Reads the next batch (on a blocking thread).
-    pub async fn read(&mut self) -> anyhow::Result<Batch> {
+    /// Runs `f` on the consumer on a blocking thread (its reads page in the ring, its commit
+    /// msyncs: neither belongs on the async threads), then refreshes the reported positions.
+    async fn on_blocking_thread<T: Send + 'static>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(&mut JournalConsumer) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let mut consumer = self
             .consumer
             .take()
-            .context("journal consumer lost by an earlier failed read")?;
-        let max = self.batch_max;
-        let (consumer, batch) = tokio::task::spawn_blocking(move || {
-            let batch = consumer.read_batch(max);
-            (consumer, batch)
+            .context("journal consumer lost by an earlier failed read or commit")?;
+        let (consumer, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut consumer);
+            (consumer, result)
         })
         .await
-        .context("journal read task")?;
+        .context(what)?;
         self.consumer = Some(consumer);
         self.refresh_positions();
+        Ok(result)
+    }
+
+    /// Reads the next batch (on a blocking thread).
+    pub async fn read(&mut self) -> anyhow::Result<Batch> {
+        let max = self.batch_max;
+        let batch = self
+            .on_blocking_thread("journal read task", move |c| c.read_batch(max))
+            .await?;
         if batch.abandoned > 0 {
             self.stats
                 .abandoned
@@ -473,21 +486,11 @@ impl JournalIngest {
     /// Advances the journal's durable read position to the end of `batch` (call only after
     /// [`store`](Self::store) succeeded for it).
     pub async fn commit(&mut self, batch: &Batch) -> anyhow::Result<()> {
-        let mut consumer = self
-            .consumer
-            .take()
-            .context("journal consumer lost by an earlier failed read")?;
         let end = batch.end;
         // msync of the header page: a disk write, so off the async threads.
-        let (consumer, result) = tokio::task::spawn_blocking(move || {
-            let result = consumer.commit(end);
-            (consumer, result)
-        })
-        .await
-        .context("journal commit task")?;
-        self.consumer = Some(consumer);
-        self.refresh_positions();
-        result.context("committing the journal read position")
+        self.on_blocking_thread("journal commit task", move |c| c.commit(end))
+            .await?
+            .context("committing the journal read position")
     }
 
     /// Whether a batch moved nothing (no records, no skipped gap or padding).

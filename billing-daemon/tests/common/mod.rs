@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use billing_daemon::accounting::{AccountingEvent, IngestStats, apply_batch};
 use billing_daemon::api::{AppState, app};
 use billing_daemon::config::RadiusSettings;
 use billing_daemon::publisher::SnapshotHandle;
@@ -145,4 +146,12 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.json()["id"].as_i64().unwrap()
     }
+}
+
+/// Applies `events` as one batch in a transaction of its own, committed.
+pub async fn apply(pool: &PgPool, events: &[AccountingEvent]) -> IngestStats {
+    let mut tx = pool.begin().await.unwrap();
+    let stats = apply_batch(&mut tx, events).await.unwrap();
+    tx.commit().await.unwrap();
+    stats
 }

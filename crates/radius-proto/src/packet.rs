@@ -111,6 +111,15 @@ impl Packet {
         self.with_attr(typ, value.to_be_bytes())
     }
 
+    /// Appends a 64-bit counter split as RFC 2869 §5.1/§5.2 carry it: the low 32 bits in
+    /// `octets` (e.g. Acct-Input-Octets), then the high 32 bits in `gigawords`
+    /// (Acct-Input-Gigawords).
+    pub fn with_counter64(self, octets: u8, gigawords: u8, value: u64) -> Self {
+        // Truncation is the point: the low word, then the high word.
+        self.with_integer(octets, value as u32)
+            .with_integer(gigawords, (value >> 32) as u32)
+    }
+
     /// Appends an IPv4 address attribute.
     pub fn with_ipv4(self, typ: u8, value: Ipv4Addr) -> Self {
         self.with_attr(typ, value.octets())

@@ -113,3 +113,19 @@ proptest! {
         prop_assert_eq!(d.user_password(&secret).unwrap().unwrap(), pw);
     }
 }
+
+proptest! {
+    /// A 64-bit counter split into Octets and Gigawords adds back up to itself.
+    #[test]
+    fn counter64_splits_into_octets_and_gigawords(value in any::<u64>()) {
+        let p = Packet::accounting_request(1).with_counter64(
+            attr::ACCT_INPUT_OCTETS,
+            attr::ACCT_INPUT_GIGAWORDS,
+            value,
+        );
+        let low = p.integer(attr::ACCT_INPUT_OCTETS).unwrap().unwrap();
+        let high = p.integer(attr::ACCT_INPUT_GIGAWORDS).unwrap().unwrap();
+        prop_assert_eq!(u64::from(high) << 32 | u64::from(low), value);
+        prop_assert_eq!(p.attributes[0].typ, attr::ACCT_INPUT_OCTETS);
+    }
+}

@@ -332,7 +332,6 @@ pub(crate) fn build_interim(shared: &Shared, id: u8, index: u64, seq: u64, user:
     let output = (seq + 1).saturating_mul(9_000_000);
     let seconds = u32::try_from((seq + 1).saturating_mul(60) % u64::from(u32::MAX)).unwrap_or(0);
     let low = |v: u64| (v & 0xffff_ffff) as u32;
-    let high = |v: u64| u32::try_from(v >> 32).unwrap_or(u32::MAX);
     let b = nas_port.to_be_bytes();
     Packet::accounting_request(id)
         .with_integer(
@@ -351,10 +350,12 @@ pub(crate) fn build_interim(shared: &Shared, id: u8, index: u64, seq: u64, user:
         .with_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, b[1], b[2], b[3]))
         .with_integer(attr::ACCT_AUTHENTIC, 1)
         .with_integer(attr::ACCT_SESSION_TIME, seconds)
-        .with_integer(attr::ACCT_INPUT_OCTETS, low(input))
-        .with_integer(attr::ACCT_INPUT_GIGAWORDS, high(input))
-        .with_integer(attr::ACCT_OUTPUT_OCTETS, low(output))
-        .with_integer(attr::ACCT_OUTPUT_GIGAWORDS, high(output))
+        .with_counter64(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS, input)
+        .with_counter64(
+            attr::ACCT_OUTPUT_OCTETS,
+            attr::ACCT_OUTPUT_GIGAWORDS,
+            output,
+        )
         .with_integer(attr::ACCT_INPUT_PACKETS, low(input / 1000))
         .with_integer(attr::ACCT_OUTPUT_PACKETS, low(output / 1000))
         .with_integer(attr::ACCT_DELAY_TIME, 0)
