@@ -14,6 +14,15 @@
 //! | `radius_acct_port`      | `JASIYO_RADIUS_ACCT_PORT`      | `1813`                                       |
 //! | `journal_path`          | `JASIYO_JOURNAL_PATH`          | `/var/lib/jasiyo/journal/accounting.journal` |
 //! | `journal_capacity`      | `JASIYO_JOURNAL_CAPACITY`      | `64M` (bytes, or with a K/M/G suffix)        |
+//! | `coa_timeout`           | `JASIYO_COA_TIMEOUT`           | `2` s: first wait for a router's answer      |
+//! | `coa_max_timeout`       | `JASIYO_COA_MAX_TIMEOUT`       | `16` s: longest wait between retransmissions |
+//! | `coa_transmissions`     | `JASIYO_COA_TRANSMISSIONS`     | `5`: most transmissions of one request       |
+//! | `coa_max_duration`      | `JASIYO_COA_MAX_DURATION`      | `30` s: longest one exchange lasts           |
+//! | `enforcement_rounds`    | `JASIYO_ENFORCEMENT_ROUNDS`    | `5` exchanges for an unanswered Disconnect   |
+//! | `enforcement_round_backoff` | `JASIYO_ENFORCEMENT_ROUND_BACKOFF` | `60` s before the 2nd round, doubling |
+//!
+//! Durations are seconds (decimals allowed: `0.2`). The `coa_*` four are RFC 5080's IRT,
+//! MRT, MRC and MRD, and their defaults are the RFC's.
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
@@ -21,11 +30,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
+
+use crate::enforcement::EnforcementConfig;
+use crate::enforcement::dynauth::RetryPolicy;
 
 /// Default database URL (the project's private cluster).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://jasiyo@127.0.0.1:55432/jasiyo";
@@ -69,6 +82,12 @@ struct FileConfig {
     radius_acct_port: Option<u16>,
     journal_path: Option<PathBuf>,
     journal_capacity: Option<ByteSize>,
+    coa_timeout: Option<f64>,
+    coa_max_timeout: Option<f64>,
+    coa_transmissions: Option<u32>,
+    coa_max_duration: Option<f64>,
+    enforcement_rounds: Option<u32>,
+    enforcement_round_backoff: Option<f64>,
 }
 
 /// Default journal file.
@@ -146,6 +165,8 @@ pub struct Settings {
     pub journal_path: PathBuf,
     /// Its ring size in bytes (a multiple of 4096; fixed when the file is created).
     pub journal_capacity: u64,
+    /// Disconnect/CoA retransmission and rounds.
+    pub enforcement: EnforcementConfig,
 }
 
 impl Settings {
@@ -226,6 +247,71 @@ impl Settings {
         if journal_capacity % 4096 != 0 || journal_capacity < 4096 {
             bail!("journal capacity {journal_capacity} must be a positive multiple of 4096 bytes");
         }
+        let seconds =
+            |key: &str, file: Option<f64>, default: Duration| -> anyhow::Result<Duration> {
+                let value = match env(key) {
+                    Some(v) => v
+                        .trim()
+                        .parse::<f64>()
+                        .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
+                    None => match file {
+                        Some(f) => f,
+                        None => return Ok(default),
+                    },
+                };
+                Duration::try_from_secs_f64(value)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| format!("{key} must be a positive number of seconds"))
+            };
+        let count = |key: &str, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
+            let n = match env(key) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{key} {v:?} is not a whole number"))?,
+                None => file.unwrap_or(default),
+            };
+            if n == 0 {
+                bail!("{key} must be at least 1");
+            }
+            Ok(n)
+        };
+        let defaults = EnforcementConfig::default();
+        let enforcement = EnforcementConfig {
+            retry: RetryPolicy {
+                initial_timeout: seconds(
+                    "JASIYO_COA_TIMEOUT",
+                    f.coa_timeout,
+                    defaults.retry.initial_timeout,
+                )?,
+                max_timeout: seconds(
+                    "JASIYO_COA_MAX_TIMEOUT",
+                    f.coa_max_timeout,
+                    defaults.retry.max_timeout,
+                )?,
+                max_transmissions: count(
+                    "JASIYO_COA_TRANSMISSIONS",
+                    f.coa_transmissions,
+                    defaults.retry.max_transmissions,
+                )?,
+                max_duration: seconds(
+                    "JASIYO_COA_MAX_DURATION",
+                    f.coa_max_duration,
+                    defaults.retry.max_duration,
+                )?,
+            },
+            rounds: count(
+                "JASIYO_ENFORCEMENT_ROUNDS",
+                f.enforcement_rounds,
+                defaults.rounds,
+            )?,
+            round_backoff: seconds(
+                "JASIYO_ENFORCEMENT_ROUND_BACKOFF",
+                f.enforcement_round_backoff,
+                defaults.round_backoff,
+            )?,
+        };
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -236,6 +322,7 @@ impl Settings {
             radius,
             journal_path,
             journal_capacity,
+            enforcement,
         };
         settings.connect_options()?;
         Ok(settings)
@@ -319,6 +406,41 @@ mod tests {
         assert_eq!(s.journal_capacity, 1 << 30);
         assert!(Settings::load_with(None, env_of(&[("JASIYO_JOURNAL_CAPACITY", "5000")])).is_err());
         assert!(Settings::load_with(None, env_of(&[("JASIYO_JOURNAL_CAPACITY", "4T")])).is_err());
+    }
+
+    #[test]
+    fn enforcement_settings() {
+        let s = Settings::load_with(None, env_of(&[])).unwrap();
+        assert_eq!(s.enforcement, EnforcementConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "coa_timeout = 0.5\ncoa_transmissions = 3\n").unwrap();
+        let s = Settings::load_with(
+            Some(&path),
+            env_of(&[
+                ("JASIYO_COA_MAX_DURATION", "4"),
+                ("JASIYO_ENFORCEMENT_ROUND_BACKOFF", "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.enforcement.retry.initial_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(s.enforcement.retry.max_transmissions, 3);
+        assert_eq!(s.enforcement.retry.max_duration, Duration::from_secs(4));
+        assert_eq!(s.enforcement.round_backoff, Duration::from_millis(250));
+        for bad in [
+            ("JASIYO_COA_TIMEOUT", "0"),
+            ("JASIYO_COA_TIMEOUT", "-1"),
+            ("JASIYO_COA_TRANSMISSIONS", "0"),
+            ("JASIYO_ENFORCEMENT_ROUNDS", "x"),
+        ] {
+            assert!(
+                Settings::load_with(None, env_of(&[bad])).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

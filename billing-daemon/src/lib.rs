@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod enforcement;
 pub mod publisher;
 pub mod serve;
 pub mod telemetry;

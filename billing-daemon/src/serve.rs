@@ -10,7 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
-use crate::publisher;
+use crate::{enforcement, publisher};
 
 /// Connects to Postgres (no I/O is retried here: a wrong URL should fail fast).
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -40,6 +40,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
+    let enforcer = enforcement::start(pool.clone(), settings.enforcement);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -69,6 +70,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("HTTP server")?;
     // The consumer finishes the batch it is storing, so a stop loses no work.
     journal.shutdown().await;
+    enforcer.shutdown().await;
     snapshot.shutdown().await;
     tracing::info!("billing-daemon stopped");
     Ok(())

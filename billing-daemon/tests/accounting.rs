@@ -314,7 +314,7 @@ async fn duplicates_and_every_order_give_the_same_state(pool: PgPool) {
     }
     assert_eq!(perms.len(), 120);
     for (n, p) in perms.iter().enumerate() {
-        sqlx::query("TRUNCATE sessions, usage_daily")
+        sqlx::query("TRUNCATE sessions, usage_daily, enforcement_actions")
             .execute(&pool)
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 //! are created with `billing-daemon token create` and only their SHA-256 is stored.
 
 pub mod accounting;
+pub mod enforcement;
 pub mod error;
 pub mod extract;
 pub mod plans;
@@ -44,13 +45,14 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Jasiyo billing API", description = "ISP billing for MikroTik routers: plans, routers (NAS), subscribers, sessions and usage."),
+    info(title = "Jasiyo billing API", description = "ISP billing for MikroTik routers: plans, routers (NAS), subscribers, sessions and usage, and the Disconnect/CoA enforcement log."),
     paths(
         plans::create, plans::list, plans::get, plans::patch, plans::delete,
         routers::create, routers::list, routers::get, routers::patch, routers::delete, routers::routeros_script,
         subscribers::create, subscribers::list, subscribers::get, subscribers::patch, subscribers::delete,
         subscribers::suspend, subscribers::resume, subscribers::renew,
         accounting::online, accounting::subscriber_sessions, accounting::usage, accounting::auth_log,
+        enforcement::log, enforcement::get, enforcement::disconnect,
     ),
     modifiers(&BearerAuth),
 )]
@@ -120,6 +122,9 @@ pub fn app(state: AppState) -> axum::Router {
         )
         .route("/subscribers/{username}/usage", get(accounting::usage))
         .route("/auth-log", get(accounting::auth_log))
+        .route("/sessions/{id}/disconnect", post(enforcement::disconnect))
+        .route("/enforcement-log", get(enforcement::log))
+        .route("/enforcement-log/{id}", get(enforcement::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/openapi.json", get(openapi_json));
     axum::Router::new()

@@ -453,17 +453,33 @@ pub async fn resume(
     set_status(&st, &username, SubscriberStatus::Active).await
 }
 
+/// Optional body of a renewal.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    /// Renew onto this plan instead of the current one (an online customer gets the new
+    /// rate by CoA, or is disconnected to log in again if the router refuses it).
+    pub plan_id: Option<i64>,
+}
+
 /// Renew: expires_at = max(now, expires_at) + the plan's duration; data_remaining_bytes = the
-/// plan's cap, time_remaining_seconds = the plan's time allowance. Status is left as it is (a suspension is an operator decision).
+/// plan's cap, time_remaining_seconds = the plan's time allowance. With `{"plan_id": n}` the
+/// subscriber moves to that plan first. Status is left as it is (a suspension is an operator decision).
 #[utoipa::path(post, path = "/api/v1/subscribers/{username}/renew", tag = "subscribers", params(("username" = String, Path)),
-    responses((status = 200, body = SubscriberOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    request_body(content = Option<RenewBody>, description = "Optional: the plan to renew onto"),
+    responses((status = 200, body = SubscriberOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(username = %username))]
 pub async fn renew(
     State(st): State<AppState>,
     ApiPath(username): ApiPath<String>,
+    body: Option<ApiJson<RenewBody>>,
 ) -> Result<ApiJson<SubscriberOut>, ApiError> {
+    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     let mut tx = st.pool.begin().await?;
     let mut s = lock(&mut tx, &username).await?;
+    if let Some(plan_id) = body.plan_id {
+        s.plan_id = plan_id;
+    }
     let plan = plan(&mut tx, s.plan_id).await?;
     s.expires_at = renewed_expiry(now_seconds(), s.expires_at, plan.duration_seconds);
     s.data_remaining_bytes = plan.data_cap_bytes;
