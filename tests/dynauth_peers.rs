@@ -1,6 +1,7 @@
 //! The two Disconnect/CoA peers of the end-to-end tests, tested with independent clients:
 //! the MikroTik stand-in (tests/support/mikrotik.rs) against radclient and raw UDP, and as
-//! a NAS against radiusd and the daemon.
+//! a NAS against radiusd and the daemon; the FreeRADIUS CoA receiver
+//! (tests/support/coa_server.rs) against requests built with radius-proto.
 
 mod support;
 
@@ -8,7 +9,8 @@ use std::net::Ipv4Addr;
 
 use radius_proto::{Code, Packet, attr};
 use serde_json::json;
-use support::acct::Counters;
+use support::acct::{self, Counters};
+use support::coa_server::CoaServer;
 use support::mikrotik::{Mikrotik, RouterSession, Verdict};
 use support::{DEADLINE, Reply, quoted, spawn_stack};
 
@@ -354,4 +356,85 @@ async fn the_stand_in_logs_in_through_radiusd_and_its_sessions_reach_the_daemon(
             "Admin-Reset|5000",
         )
         .await;
+}
+
+/// Sends `request` to the receiver from 127.0.0.1 (retransmitting); the reply, verified
+/// against the request's authenticator with the receiver's secret.
+async fn exchange(server: &CoaServer, request: &Packet) -> Option<Packet> {
+    let sock = acct::connected_socket([127, 0, 0, 1].into(), server.addr()).await;
+    acct::request(&sock, request, server.secret().as_bytes(), DEADLINE).await
+}
+
+#[tokio::test]
+async fn freeradius_acks_our_disconnect_and_coa_requests_and_logs_their_attributes() {
+    let server = CoaServer::start().await;
+    let framed = Ipv4Addr::new(10, 9, 8, 7);
+    let nas = Ipv4Addr::new(127, 0, 0, 42);
+
+    let disconnect = Packet::disconnect_request(5)
+        .with_string(attr::USER_NAME, "dan")
+        .with_string(attr::ACCT_SESSION_ID, "81a00042")
+        .with_ipv4(attr::FRAMED_IP_ADDRESS, framed)
+        .with_ipv4(attr::NAS_IP_ADDRESS, nas)
+        .with_integer(attr::EVENT_TIMESTAMP, 1_700_000_000)
+        .with_message_authenticator();
+    let reply = exchange(&server, &disconnect)
+        .await
+        .unwrap_or_else(|| panic!("no verified answer:\n{}", server.log_tail(40)));
+    assert_eq!(reply.code, Code::DISCONNECT_ACK);
+    let logged = server
+        .wait_for("the Disconnect-Request logged", |r| r.is_disconnect())
+        .await;
+    assert_eq!(
+        logged.attrs,
+        [
+            ("User-Name", "dan"),
+            ("Acct-Session-Id", "81a00042"),
+            ("Framed-IP-Address", "10.9.8.7"),
+            ("NAS-IP-Address", "127.0.0.42"),
+            (
+                "Event-Timestamp",
+                logged.attr("Event-Timestamp").unwrap_or("?")
+            ),
+            (
+                "Message-Authenticator",
+                logged.attr("Message-Authenticator").unwrap_or("?")
+            ),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+    );
+
+    let coa = Packet::coa_request(6)
+        .with_string(attr::USER_NAME, "dan")
+        .with_string(attr::ACCT_SESSION_ID, "81a00042")
+        .with_ipv4(attr::FRAMED_IP_ADDRESS, framed)
+        .with_ipv4(attr::NAS_IP_ADDRESS, nas)
+        .with_vendor_string(
+            attr::mikrotik::VENDOR_ID,
+            attr::mikrotik::RATE_LIMIT,
+            "256k/512k",
+        )
+        .with_integer(attr::SESSION_TIMEOUT, 900);
+    let reply = exchange(&server, &coa)
+        .await
+        .unwrap_or_else(|| panic!("no verified answer:\n{}", server.log_tail(40)));
+    assert_eq!(reply.code, Code::COA_ACK);
+    let logged = server
+        .wait_for("the CoA-Request logged", |r| r.is_coa())
+        .await;
+    assert_eq!(logged.attr("Mikrotik-Rate-Limit"), Some("256k/512k"));
+    assert_eq!(logged.attr("Session-Timeout"), Some("900"));
+    assert_eq!(logged.attr("User-Name"), Some("dan"));
+
+    // Signed with another secret: radiusd drops it, so an ACK above meant a good signature.
+    let bytes = Packet::disconnect_request(7)
+        .with_string(attr::USER_NAME, "eve")
+        .encode(b"not-the-secret")
+        .expect("encode");
+    let sock = acct::connected_socket([127, 0, 0, 1].into(), server.addr()).await;
+    sock.send(&bytes).await.expect("send");
+    let mut buf = [0u8; 4096];
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv(&mut buf)).await;
+    assert!(answer.is_err(), "a badly signed request was answered");
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
 }

@@ -24,6 +24,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub(crate) mod acct;
+pub(crate) mod coa_server;
 pub(crate) mod mikrotik;
 
 use std::fmt::Write as _;
