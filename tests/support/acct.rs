@@ -3,7 +3,7 @@
 //! Accounting-Response with a valid authenticator comes back.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ pub(crate) struct AcctSession {
     pub(crate) nas_port: u32,
     pub(crate) mac: String,
     pub(crate) framed_ip: std::net::Ipv4Addr,
+    /// NAS-IP-Address: the router's own address.
+    pub(crate) nas_ip: Ipv4Addr,
 }
 
 /// Counters of one Accounting-Request (64-bit byte totals; the packet splits them into
@@ -43,6 +45,7 @@ impl AcctSession {
             nas_port,
             mac: format!("02:00:{:02X}:{:02X}:{:02X}:{:02X}", b[0], b[1], b[2], b[3]),
             framed_ip: std::net::Ipv4Addr::new(10, 20, b[2], b[3].max(1)),
+            nas_ip: Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -60,7 +63,7 @@ impl AcctSession {
             .with_string(attr::CALLED_STATION_ID, "pppoe-e2e")
             .with_ipv4(attr::FRAMED_IP_ADDRESS, self.framed_ip)
             .with_string(attr::NAS_IDENTIFIER, "e2e")
-            .with_ipv4(attr::NAS_IP_ADDRESS, std::net::Ipv4Addr::LOCALHOST)
+            .with_ipv4(attr::NAS_IP_ADDRESS, self.nas_ip)
             .with_integer(attr::ACCT_AUTHENTIC, 1)
             .with_integer(attr::ACCT_DELAY_TIME, 0)
     }
@@ -87,10 +90,13 @@ impl AcctSession {
     }
 
     pub(crate) fn stop(&self, c: Counters) -> Packet {
-        Self::with_counters(self.base(attr::acct_status_type::STOP), c).with_integer(
-            attr::ACCT_TERMINATE_CAUSE,
-            attr::acct_terminate_cause::USER_REQUEST,
-        )
+        self.stop_because(c, attr::acct_terminate_cause::USER_REQUEST)
+    }
+
+    /// A Stop with this Acct-Terminate-Cause (e.g. Admin-Reset after a Disconnect-Request).
+    pub(crate) fn stop_because(&self, c: Counters, cause: u32) -> Packet {
+        Self::with_counters(self.base(attr::acct_status_type::STOP), c)
+            .with_integer(attr::ACCT_TERMINATE_CAUSE, cause)
     }
 }
 
@@ -114,6 +120,8 @@ pub(crate) fn accounting_on_off(on: bool) -> Packet {
 pub(crate) struct AcctClient {
     pub(crate) server: SocketAddr,
     pub(crate) secret: Vec<u8>,
+    /// The address packets are sent from (the NAS's address, as radiusd sees it).
+    pub(crate) source: IpAddr,
 }
 
 /// The outcome of [`AcctClient::try_once`].
@@ -130,13 +138,17 @@ impl AcctClient {
         Self {
             server: SocketAddr::from(([127, 0, 0, 1], port)),
             secret: secret.as_bytes().to_vec(),
+            source: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 
+    /// The same client sending from `source` (a router's loopback address, 127.0.0.X).
+    pub(crate) fn with_source(self, source: IpAddr) -> Self {
+        Self { source, ..self }
+    }
+
     async fn socket(&self) -> UdpSocket {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
-        sock.connect(self.server).await.expect("connect udp");
-        sock
+        connected_socket(self.source, self.server).await
     }
 
     /// Sends `packet` (identifier `id`) and its retransmissions on `sock` for up to `wait`
@@ -149,31 +161,9 @@ impl AcctClient {
         wait: Duration,
     ) -> Answer {
         packet.id = id;
-        let bytes = packet
-            .encode(&self.secret)
-            .expect("encode accounting request");
-        let request_auth = Packet::authenticator_from_wire(&bytes).expect("header");
-        let start = Instant::now();
-        let mut buf = vec![0u8; 4096];
-        loop {
-            sock.send(&bytes).await.expect("send");
-            let try_until = (Instant::now() + RETRY_AFTER).min(start + wait);
-            while let Ok(Ok(n)) =
-                tokio::time::timeout_at(try_until.into(), sock.recv(&mut buf)).await
-            {
-                let Ok(reply) = Packet::decode(&buf[..n]) else {
-                    continue;
-                };
-                if reply.id == id
-                    && reply.code == Code::ACCOUNTING_RESPONSE
-                    && reply.verify_response(&request_auth, &self.secret).is_ok()
-                {
-                    return Answer::Acknowledged;
-                }
-            }
-            if start.elapsed() >= wait {
-                return Answer::NoResponse;
-            }
+        match request(sock, &packet, &self.secret, wait).await {
+            Some(reply) if reply.code == Code::ACCOUNTING_RESPONSE => Answer::Acknowledged,
+            _ => Answer::NoResponse,
         }
     }
 
@@ -229,6 +219,45 @@ impl AcctClient {
             .collect();
         for t in tasks {
             t.await.expect("accounting lane");
+        }
+    }
+}
+
+/// A UDP socket bound to `source` (any port) and connected to `server`.
+pub(crate) async fn connected_socket(source: IpAddr, server: SocketAddr) -> UdpSocket {
+    let sock = UdpSocket::bind(SocketAddr::new(source, 0))
+        .await
+        .unwrap_or_else(|e| panic!("bind udp {source}:0: {e}"));
+    sock.connect(server).await.expect("connect udp");
+    sock
+}
+
+/// Sends `packet` on the connected `sock` and retransmits the same bytes (RFC 5080
+/// §2.2.1) every [`RETRY_AFTER`] until a reply with its identifier and a valid Response
+/// Authenticator (and Message-Authenticator, if it has one) arrives; `None` after `wait`.
+pub(crate) async fn request(
+    sock: &UdpSocket,
+    packet: &Packet,
+    secret: &[u8],
+    wait: Duration,
+) -> Option<Packet> {
+    let bytes = packet.encode(secret).expect("encode request");
+    let request_auth = Packet::authenticator_from_wire(&bytes).expect("header");
+    let start = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        sock.send(&bytes).await.expect("send");
+        let try_until = (Instant::now() + RETRY_AFTER).min(start + wait);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(try_until.into(), sock.recv(&mut buf)).await {
+            let Ok(reply) = Packet::decode(&buf[..n]) else {
+                continue;
+            };
+            if reply.id == packet.id && reply.verify_response(&request_auth, secret).is_ok() {
+                return Some(reply);
+            }
+        }
+        if start.elapsed() >= wait {
+            return None;
         }
     }
 }

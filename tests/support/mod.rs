@@ -24,6 +24,8 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub(crate) mod acct;
+pub(crate) mod coa_server;
+pub(crate) mod mikrotik;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -1050,10 +1052,23 @@ impl Radius {
 /// Runs radclient once against 127.0.0.1:`port` with `command` (auth, acct)
 /// and parses its output.
 async fn radclient(port: u16, command: &str, input: &str, secret: &str, options: &[&str]) -> Reply {
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    radclient_at(server, command, input, secret, options).await
+}
+
+/// Runs radclient once against `server` with `command` (auth, acct, coa, disconnect)
+/// and parses its output.
+pub(crate) async fn radclient_at(
+    server: std::net::SocketAddr,
+    command: &str,
+    input: &str,
+    secret: &str,
+    options: &[&str],
+) -> Reply {
     let mut child = tokio::process::Command::new("radclient")
         .arg("-x")
         .args(options)
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(server.to_string())
         .arg(command)
         .arg(secret)
         .stdin(Stdio::piped())
