@@ -4,6 +4,9 @@
 use rand::RngCore;
 use sqlx::PgPool;
 
+/// `/radius incoming` port of the demo router (see [`load`]).
+pub const DEMO_ROUTER_COA_PORT: i32 = 53799;
+
 /// What `demo-data` created, for printing.
 #[derive(Debug)]
 pub struct DemoSummary {
@@ -50,19 +53,26 @@ pub async fn load(pool: &PgPool, router_secret: Option<&str>) -> anyhow::Result<
         rand::rng().fill_bytes(&mut b);
         hex::encode(b)
     };
+    // The demo router is this machine, where 3799 may be another FreeRADIUS's CoA port:
+    // its Disconnects go to an unusual port nothing listens on (and are logged as
+    // unanswered).
     let secret: String = match router_secret {
         Some(s) => sqlx::query_scalar(
-            "INSERT INTO routers (name, ip, secret) VALUES ('demo-router', '127.0.0.1', $1) \
-             ON CONFLICT (name) DO UPDATE SET ip = EXCLUDED.ip, secret = EXCLUDED.secret RETURNING secret",
+            "INSERT INTO routers (name, ip, secret, coa_port) VALUES ('demo-router', '127.0.0.1', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET ip = EXCLUDED.ip, secret = EXCLUDED.secret, \
+               coa_port = EXCLUDED.coa_port RETURNING secret",
         )
         .bind(s)
+        .bind(DEMO_ROUTER_COA_PORT)
         .fetch_one(&mut *tx)
         .await?,
         None => sqlx::query_scalar(
-            "INSERT INTO routers (name, ip, secret) VALUES ('demo-router', '127.0.0.1', $1) \
-             ON CONFLICT (name) DO UPDATE SET ip = EXCLUDED.ip RETURNING secret",
+            "INSERT INTO routers (name, ip, secret, coa_port) VALUES ('demo-router', '127.0.0.1', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET ip = EXCLUDED.ip, coa_port = EXCLUDED.coa_port \
+             RETURNING secret",
         )
         .bind(fresh_secret())
+        .bind(DEMO_ROUTER_COA_PORT)
         .fetch_one(&mut *tx)
         .await?,
     };

@@ -97,6 +97,10 @@ pub(crate) struct StackOptions {
     /// Size of the accounting journal the daemon creates (`JASIYO_JOURNAL_CAPACITY`:
     /// bytes, or with a K/M/G suffix; a multiple of 4096). Small sizes let a test fill it.
     pub(crate) journal_capacity: String,
+    /// More environment for the daemon, after the defaults of [`daemon_command`] (which
+    /// shorten the Disconnect/CoA retransmission times so a silent router is given up on
+    /// in seconds).
+    pub(crate) daemon_env: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -105,6 +109,7 @@ impl Default for StackOptions {
             local_router: true,
             own_postgres: false,
             journal_capacity: "8M".to_owned(),
+            daemon_env: Vec::new(),
         }
     }
 }
@@ -126,6 +131,11 @@ pub(crate) struct Stack {
     pg: Option<PgCluster>,
     dir: Option<tempfile::TempDir>,
     journal_capacity: String,
+    daemon_env: Vec<(&'static str, String)>,
+    /// The `/radius incoming` port of the local router: a socket of ours that never
+    /// answers, so Disconnects the daemon sends it go nowhere else (3799 on this machine
+    /// may be someone's).
+    coa_sink: UdpSocket,
 }
 
 pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
@@ -157,6 +167,8 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         pg: None,
         dir: None,
         journal_capacity: options.journal_capacity.clone(),
+        daemon_env: options.daemon_env.clone(),
+        coa_sink: free_udp_socket(),
     };
     let tmp = dir.path().to_path_buf();
     stack.dir = Some(dir);
@@ -256,7 +268,8 @@ impl Stack {
         self.api
             .create(
                 "/routers",
-                json!({"name": "e2e-local", "ip": "127.0.0.1", "secret": self.radius.secret}),
+                json!({"name": "e2e-local", "ip": "127.0.0.1", "secret": self.radius.secret,
+                       "coa_port": self.coa_sink.local_addr().expect("coa sink").port()}),
             )
             .await
     }
@@ -346,6 +359,7 @@ impl Stack {
             .arg("serve")
             .env("JASIYO_LISTEN", listen)
             .env("JASIYO_JOURNAL_CAPACITY", &self.journal_capacity)
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .stdout(daemon_log.try_clone().expect("dup"))
             .stderr(daemon_log)
             .spawn()
@@ -542,6 +556,14 @@ fn daemon_command(bin: &Path, db_url: &str, tmp: &Path) -> Command {
         .env("JASIYO_JOURNAL_PATH", journal_path(tmp))
         .env("JASIYO_SNAPSHOT_GROUP", "freerad")
         .env("JASIYO_LOG", "info")
+        // RFC 5080's schedule (2 s doubling to 16 s, 30 s per exchange, rounds a minute
+        // apart) shortened, so a test of a silent router ends in seconds.
+        .env("JASIYO_COA_TIMEOUT", "0.2")
+        .env("JASIYO_COA_MAX_TIMEOUT", "0.4")
+        .env("JASIYO_COA_TRANSMISSIONS", "3")
+        .env("JASIYO_COA_MAX_DURATION", "2")
+        .env("JASIYO_ENFORCEMENT_ROUNDS", "2")
+        .env("JASIYO_ENFORCEMENT_ROUND_BACKOFF", "0.3")
         .stdin(Stdio::null());
     cmd
 }
@@ -788,7 +810,7 @@ pub(crate) fn id_of(value: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no numeric id in {value}"))
 }
 
-fn merge(base: &mut Value, fields: Value) {
+pub(crate) fn merge(base: &mut Value, fields: Value) {
     if let (Some(base), Value::Object(fields)) = (base.as_object_mut(), fields) {
         for (k, v) in fields {
             base.insert(k, v);
