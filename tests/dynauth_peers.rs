@@ -248,6 +248,39 @@ async fn wrong_secret_and_silence_get_no_answer() {
 }
 
 #[tokio::test]
+async fn a_bad_message_authenticator_is_dropped() {
+    let (router, session) = router_with_session(25, "mona").await;
+    let mut bytes = Packet::disconnect_request(9)
+        .with_string(attr::USER_NAME, &session.username)
+        .with_message_authenticator()
+        .encode(SECRET.as_bytes())
+        .expect("encode");
+    // Spoil the Message-Authenticator (the last 16 octets), then sign the packet again so
+    // that only the Message-Authenticator is wrong.
+    let len = bytes.len();
+    bytes[len - 1] ^= 1;
+    bytes[4..20].fill(0);
+    let digest = radius_proto::auth::packet_digest(&bytes, SECRET.as_bytes());
+    bytes[4..20].copy_from_slice(&digest);
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    sock.send_to(&bytes, router.coa_addr()).await.expect("send");
+    let got = router
+        .wait_for("the request recorded", |r| r.is_disconnect())
+        .await;
+    assert_eq!(got.verdict, Verdict::BadMessageAuthenticator);
+    assert!(
+        router.session(&session.acct_session_id).is_some(),
+        "not applied"
+    );
+    let mut buf = [0u8; 64];
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_millis(500), sock.recv(&mut buf)).await;
+    assert!(answer.is_err(), "answered");
+}
+
+#[tokio::test]
 async fn a_retransmission_gets_the_cached_reply_and_is_not_applied_twice() {
     let (router, session) = router_with_session(24, "rita").await;
     let request = Packet::disconnect_request(77)

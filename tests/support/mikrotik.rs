@@ -226,7 +226,8 @@ impl Mikrotik {
     /// A router at 127.0.0.`host` with a random secret, registered through the stack's API
     /// (`POST /routers` with its address, secret and [`Mikrotik::coa_port`]) and talking to
     /// the stack's radiusd. radiusd serves it once the daemon has published the router;
-    /// [`Mikrotik::login`] retransmits until then.
+    /// [`Mikrotik::login`] retransmits until then. Pick `host` other than 1 (the stack's own
+    /// router for radclient) and than any other router of the test.
     pub(crate) async fn attach(stack: &Stack, host: u8) -> Self {
         let secret = random_hex(12);
         let mut router = Self::start(host, &secret, Some(stack.radius.clone())).await;
@@ -353,7 +354,7 @@ impl Mikrotik {
     }
 
     /// Waits (polling) until a received packet satisfies `pred` and returns the first that
-    /// does; panics after [`DEADLINE`] listing what did arrive.
+    /// does; panics after [`DEADLINE`] ([`Mikrotik::received`] shows what did arrive).
     pub(crate) async fn wait_for(&self, what: &str, pred: impl Fn(&Received) -> bool) -> Received {
         poll(DEADLINE, what, || {
             self.shared
