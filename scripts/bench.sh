@@ -12,6 +12,12 @@
 #                   dynamic clients from the snapshot, filter_username, preprocess,
 #                   chap/mschap/pap, auth logging); informational
 #
+# The accounting suite (issue 3) runs Interim-Updates against accounting doing nothing,
+# rlm_sql and rlm_jasiyo, and times billing-daemon's ingest. The enforcement suite (issue 4)
+# times Disconnect-Requests: from a suspension committed in Postgres, and from a
+# subscription's expiry, to the request arriving at a router's /radius incoming
+# (jasiyo-coa-sink, which ACKs at once), with --enforcement-online sessions open.
+#
 # and writes BENCHMARKS.md: requests/s, p50/p99 latency, the ratio to nolookup, radiusd
 # memory, the daemon's snapshot build+publish time and size per subscriber, the in-process
 # lookup time (criterion) and the targets of issue 2 with met / not met.
@@ -19,7 +25,8 @@
 #   scripts/bench.sh [--subscribers "100000 1000000"] [--configs "nolookup sql jasiyo jasiyo-shipped"]
 #                    [--rounds 3] [--duration 15] [--warmup 3] [--window 256]
 #                    [--criterion yes|no] [--full-repeats 4] [--pin auto|yes|no]
-#                    [--out BENCHMARKS.md]
+#                    [--suites "auth accounting enforcement"] [--enforcement-changes 200]
+#                    [--enforcement-online 10000] [--out BENCHMARKS.md]
 #
 # Fairness: nolookup, sql and jasiyo run the same site (one auth listener on a random
 # loopback port with recv_buff = 4 MiB, authorize { <lookup>; pap }, the same post-auth
@@ -48,7 +55,9 @@ for a in "$@"; do command_line+=" $(printf '%q' "$a")"; done
 
 subscribers="100000 1000000"
 configs="nolookup sql jasiyo jasiyo-shipped"
-suites="auth accounting"
+suites="auth accounting enforcement"
+enforcement_changes=200
+enforcement_online=10000
 acct_configs="acct-noop acct-sql acct-jasiyo"
 acct_subscribers=100000
 ingest_records=300000
@@ -79,6 +88,8 @@ while [ $# -gt 0 ]; do
     --acct-configs) acct_configs=$2; shift 2 ;;
     --acct-subscribers) acct_subscribers=$2; shift 2 ;;
     --ingest-records) ingest_records=$2; shift 2 ;;
+    --enforcement-changes) enforcement_changes=$2; shift 2 ;;
+    --enforcement-online) enforcement_online=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
@@ -98,13 +109,14 @@ for c in $acct_configs; do
     case "$c" in acct-noop | acct-sql | acct-jasiyo) ;; *) die "unknown accounting config $c" ;; esac
 done
 for c in $suites; do
-    case "$c" in auth | accounting) ;; *) die "unknown suite $c (auth, accounting)" ;; esac
+    case "$c" in auth | accounting | enforcement) ;; *) die "unknown suite $c (auth, accounting, enforcement)" ;; esac
 done
 has_suite() { case " $suites " in *" $1 "*) return 0 ;; esac; return 1; }
 # Without the auth suite there are no auth configurations to run.
 has_suite auth || configs=""
 has_suite accounting || acct_configs=
-for v in "$rounds" "$duration" "$warmup" "$window" $subscribers "$acct_subscribers" "$ingest_records"; do
+for v in "$rounds" "$duration" "$warmup" "$window" $subscribers "$acct_subscribers" "$ingest_records" \
+    "$enforcement_changes" "$enforcement_online"; do
     case "$v" in '' | *[!0-9]* | 0) die "expected a positive integer, got '$v'" ;; esac
 done
 case "$criterion" in yes | no) ;; *) die "--criterion yes or no" ;; esac
@@ -121,7 +133,9 @@ if [ "$pin" = yes ]; then
 fi
 has_config() { case " $configs $acct_configs " in *" $1 "*) return 0 ;; esac; return 1; }
 need_daemon=0
-if has_config jasiyo || has_config jasiyo-shipped || has_config acct-jasiyo; then need_daemon=1; fi
+if has_config jasiyo || has_config jasiyo-shipped || has_config acct-jasiyo || has_suite enforcement; then
+    need_daemon=1
+fi
 need_pg=$need_daemon
 if has_config sql || has_config acct-sql; then need_pg=1; fi
 
@@ -847,6 +861,72 @@ if [ -n "$acct_configs" ]; then
     unset port_of
 fi
 
+# ---- enforcement suite ----------------------------------------------------------------
+# $acct_subscribers subscribers, $enforcement_online of them online on the bench router,
+# whose /radius incoming is jasiyo-coa-sink. Suspensions: one UPDATE at a time in one psql
+# session, each preceded by its clock_timestamp() (so the time measured includes the
+# UPDATE itself). Expiries: $enforcement_changes other online subscribers get expires_at
+# spread over the next seconds, and each arrival is compared with its expires_at.
+if has_suite enforcement; then
+    n=$acct_subscribers
+    e="enforcement-$n"
+    k=$enforcement_changes
+    [ $((2 * k)) -le "$enforcement_online" ] && [ "$enforcement_online" -le "$n" ] ||
+        die "--enforcement-online must be at least twice --enforcement-changes and at most the subscribers"
+    say "===== enforcement, $n subscribers, $enforcement_online online ====="
+    mkdir -p "$work/$e" "$results/$e"
+    load_jasiyo "$n"
+    sink_port=$(pick_udp_port)
+    "$bin/jasiyo-coa-sink" --listen "127.0.0.1:$sink_port" --secret "$secret" \
+        >"$results/$e/arrivals" 2>"$work/$e/sink.log" &
+    sink_pid=$!
+    psql_q "${admin_url%/postgres}/jasiyo" -v online="$enforcement_online" -v port="$sink_port" <<'EOF'
+SET session_replication_role = replica;
+TRUNCATE sessions, usage_daily, auth_log, enforcement_actions;
+UPDATE routers SET coa_port = :port;
+INSERT INTO sessions (router_id, source_ip, nas_ip, username, subscriber_id, acct_session_id,
+                      unique_key, framed_ip, started_at, last_update_at)
+    SELECT r.id, '127.0.0.1', '127.0.0.1', s.username, s.id, 'e' || s.id, 'enforcement-' || s.id,
+           '10.0.0.0'::inet + s.id, now(), now()
+      FROM subscribers s, routers r
+     WHERE s.id <= :online;
+RESET session_replication_role;
+VACUUM ANALYZE sessions;
+EOF
+    rm -rf "$work/$n/daemon"
+    if start_daemon "$n" no-repeats; then
+        db="${admin_url%/postgres}/jasiyo"
+        say "enforcement: $k suspensions, one at a time"
+        for i in $(seq 1 "$k"); do
+            echo "SELECT (extract(epoch FROM clock_timestamp()) * 1e9)::bigint, 'bench$i';"
+            echo "UPDATE subscribers SET status = 'suspended' WHERE username = 'bench$i';"
+            echo "SELECT pg_sleep(0.02);"
+        done | psql_q "$db" | grep '|' | tr '|' ' ' >"$results/$e/suspended"
+        say "enforcement: $k expiries over the next $((3 + k / 50)) s"
+        psql_q "$db" -v k="$k" <<'EOF' | tr '|' ' ' >"$results/$e/expiring"
+UPDATE subscribers
+   SET expires_at = now() + interval '3 s' + (id - :k - 1) * interval '20 ms'
+ WHERE id BETWEEN :k + 1 AND 2 * :k
+RETURNING (extract(epoch FROM expires_at) * 1e9)::bigint, username;
+EOF
+        deadline=$((SECONDS + 30 + k / 50))
+        while [ "$(grep -c . "$results/$e/arrivals")" -lt $((2 * k)) ] && [ $SECONDS -lt "$deadline" ]; do
+            sleep 0.2
+        done
+        # latencies in ms, one file per kind: join "time user" with "arrival kind user"
+        for what in suspended expiring; do
+            awk 'NR == FNR {t[$2] = $1; next} ($3 in t) {printf "%.3f\n", ($1 - t[$3]) / 1e6}' \
+                "$results/$e/$what" "$results/$e/arrivals" | sort -g >"$results/$e/$what.ms"
+        done
+        psql_q "$db" -c "SELECT status, count(*) FROM enforcement_actions GROUP BY 1 ORDER BY 1" |
+            tr '|' ' ' >"$results/$e/outcomes"
+        say "enforcement: $(wc -l <"$results/$e/suspended.ms") suspension and $(wc -l <"$results/$e/expiring.ms") expiry arrivals; outcomes: $(tr '\n' ' ' <"$results/$e/outcomes")"
+    fi
+    stop_daemon
+    kill "$sink_pid" 2>/dev/null || true
+    wait "$sink_pid" 2>/dev/null || true
+fi
+
 # ---- criterion: in-process lookup and build ---------------------------------------------
 if [ "$criterion" = yes ]; then
     say "cargo bench -p jasiyo-snapshot --bench lookup (short measurement)"
@@ -1146,6 +1226,38 @@ describe() {
             echo
         fi
     fi
+    if has_suite enforcement; then
+        e="enforcement-$acct_subscribers"
+        # pct FILE P: the P-th percentile of a sorted file of numbers
+        pct() { awk -v p="$2" '{a[NR] = $1} END {if (NR) {i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print a[i]}}' "$1"; }
+        echo "## Enforcement (Disconnect/CoA)"
+        echo
+        echo "$acct_subscribers subscribers, $enforcement_online of them online on one router whose \`/radius incoming\` is"
+        echo "\`jasiyo-coa-sink\` (it ACKs every correctly signed request at once and logs its arrival time)."
+        echo "**Suspension**: $enforcement_changes \`UPDATE subscribers SET status = 'suspended'\` one after another in psql,"
+        echo "each timed from just before the statement to the Disconnect-Request's arrival. **Expiry**:"
+        echo "$enforcement_changes online subscribers whose \`expires_at\` falls 20 ms apart, each timed from \`expires_at\`"
+        echo "to the arrival (billing-daemon sleeps until the next expiry of an online subscriber)."
+        echo
+        echo "| change -> Disconnect-Request at the router | arrivals | p50 ms | p99 ms | max ms |"
+        echo "|---|---:|---:|---:|---:|"
+        for what in suspended expiring; do
+            f="$results/$e/$what.ms"
+            label=suspension
+            [ "$what" = suspended ] || label=expiry
+            if [ -s "$f" ]; then
+                echo "| $label | $(wc -l <"$f") / $enforcement_changes | $(pct "$f" 50) | $(pct "$f" 99) | $(tail -n 1 "$f") |"
+            else
+                echo "| $label | not measured | | | |"
+            fi
+        done
+        early=""
+        [ ! -s "$results/$e/expiring.ms" ] || early=$(awk '$1 < 0' "$results/$e/expiring.ms" | wc -l)
+        echo
+        echo "Disconnects sent before the expiry they enforce: ${early:-not measured}. Outcomes in the"
+        echo "enforcement log: $(tr '\n' ',' <"$results/$e/outcomes" 2>/dev/null | sed 's/,$//; s/,/, /g')."
+        echo
+    fi
     if has_suite auth; then
     echo "## Targets (issue 2)"
     echo
@@ -1201,6 +1313,20 @@ describe() {
         echo "| Interim-Update throughput with rlm_jasiyo >= 0.9x accounting doing nothing, every record durable (in the journal): radiusd's own cost, billing-daemon paused (acct-jasiyo-paused) | $(fmt '%.2fx' "$rp") | $(met '>= 0.9' "$rp") |"
         echo "| the same with billing-daemon applying to Postgres at the same time, sharing the two CPUs with the load generator (acct-jasiyo) | $(fmt '%.2fx' "$ra") | $(met '>= 0.9' "$ra") |"
         echo "| daemon ingest into Postgres >= 20,000 records/s sustained | $(fmt '%.0f records/s' "$ing") | $(met '>= 20000' "$ing") |"
+    fi
+    if has_suite enforcement; then
+        e="enforcement-$acct_subscribers"
+        sp=""
+        ep=""
+        [ ! -s "$results/$e/suspended.ms" ] || sp=$(tail -n 1 "$results/$e/suspended.ms")
+        [ ! -s "$results/$e/expiring.ms" ] || ep=$(tail -n 1 "$results/$e/expiring.ms")
+        echo
+        echo "## Targets (issue 4)"
+        echo
+        echo "| target | measured | |"
+        echo "|---|---:|---|"
+        echo "| suspended while online -> disconnected within 1 s (every router) | $(fmt '%.0f ms' "$sp") worst of $enforcement_changes | $(met '<= 1000' "$sp") |"
+        echo "| expired while online -> disconnected within 1 s of expires_at | $(fmt '%.0f ms' "$ep") worst of $enforcement_changes | $(met '<= 1000' "$ep") |"
     fi
 } >"$out"
 say "wrote $out ($((elapsed / 60)) min $((elapsed % 60)) s)"

@@ -3,7 +3,8 @@
 --
 -- A row is written in the same transaction as the change that calls for it, by the triggers
 -- below (suspension, deletion, plan or rate change, data or time allowance used up, expiry
--- set into the past) and by billing-daemon (the expiry scheduler, an operator's disconnect).
+-- set into the past, a renewal while a session of the expired subscription is open) and by
+-- billing-daemon (the expiry scheduler, an operator's disconnect).
 -- So no change is committed without its action, whichever process made it. The trigger
 -- records why; billing-daemon decides what to send when it sends
 -- (src/enforcement/policy.rs), from the state at that moment, and writes the outcome back
@@ -14,7 +15,7 @@ CREATE TABLE enforcement_actions (
     created_at      timestamptz NOT NULL DEFAULT now(),
     reason          text NOT NULL CONSTRAINT enforcement_actions_reason_check CHECK (reason IN (
                         'suspended', 'deleted', 'expired', 'data_exhausted', 'time_exhausted',
-                        'plan_changed', 'operator')),
+                        'plan_changed', 'operator', 'reactivated')),
     -- the session to end or change (sessions are never deleted; SET NULL is for safety)
     session_id      bigint CONSTRAINT enforcement_actions_session_id_fkey REFERENCES sessions (id) ON DELETE SET NULL,
     -- no foreign key: the log outlives a deleted subscriber
@@ -86,6 +87,10 @@ BEGIN
         NULL;  -- already cut off when it was suspended
     ELSIF NEW.expires_at <= now() AND OLD.expires_at > now() THEN
         PERFORM jasiyo_enforce_subscriber(NEW.id, 'expired', NEW.expires_at);
+    ELSIF NEW.expires_at > now() AND OLD.expires_at <= now() THEN
+        -- Renewed while a session of the expired subscription is still open (one that
+        -- began before a change, or a router that kept it): make the router ask again.
+        PERFORM jasiyo_enforce_subscriber(NEW.id, 'reactivated', NULL);
     ELSIF NEW.time_remaining_seconds = 0 AND OLD.time_remaining_seconds IS DISTINCT FROM 0 THEN
         PERFORM jasiyo_enforce_subscriber(NEW.id, 'time_exhausted', NULL);
     ELSIF NEW.data_remaining_bytes = 0 AND OLD.data_remaining_bytes IS DISTINCT FROM 0 THEN

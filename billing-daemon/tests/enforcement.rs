@@ -502,3 +502,23 @@ async fn renewal_onto_another_plan_changes_the_rate_online(pool: PgPool) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }
+
+#[sqlx::test]
+async fn renewal_of_an_expired_subscriber_still_online_reconnects_them(pool: PgPool) {
+    setup(&pool).await;
+    exec(
+        &pool,
+        "UPDATE subscribers SET expires_at = now() - interval '1 hour' WHERE id = 2",
+    )
+    .await;
+    exec(
+        &pool,
+        "UPDATE enforcement_actions SET status = 'timeout', completed_at = now()",
+    )
+    .await;
+    let app = TestApp::new(pool.clone()).await;
+    let r = app.post_empty("/api/v1/subscribers/bob/renew").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let got = actions(&pool).await;
+    assert_eq!(got.last(), Some(&pending("reactivated", 20)), "{got:?}");
+}

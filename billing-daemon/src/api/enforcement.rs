@@ -26,8 +26,8 @@ pub struct EnforcementOut {
     pub id: i64,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
-    /// Why: suspended, deleted, expired, data_exhausted, time_exhausted, plan_changed or
-    /// operator.
+    /// Why: suspended, deleted, expired, data_exhausted, time_exhausted, plan_changed,
+    /// operator, or reactivated (renewed while a session of the expired subscription was open).
     pub reason: String,
     /// The session.
     pub session_id: Option<i64>,

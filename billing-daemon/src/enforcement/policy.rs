@@ -27,6 +27,9 @@ pub enum Reason {
     PlanChanged,
     /// An operator asked for it (`POST /sessions/{id}/disconnect`).
     Operator,
+    /// Renewed while a session of the expired subscription was still open: the router is
+    /// made to ask again, so the customer gets the new plan without calling anyone.
+    Reactivated,
 }
 
 impl Reason {
@@ -40,6 +43,7 @@ impl Reason {
             Self::TimeExhausted => "time_exhausted",
             Self::PlanChanged => "plan_changed",
             Self::Operator => "operator",
+            Self::Reactivated => "reactivated",
         }
     }
 
@@ -53,6 +57,7 @@ impl Reason {
             "time_exhausted" => Self::TimeExhausted,
             "plan_changed" => Self::PlanChanged,
             "operator" => Self::Operator,
+            "reactivated" => Self::Reactivated,
             _ => return None,
         })
     }
@@ -129,7 +134,7 @@ pub fn decide(
         return Decision::Disconnect;
     };
     match reason {
-        Reason::Operator | Reason::Deleted => Decision::Disconnect,
+        Reason::Operator | Reason::Deleted | Reason::Reactivated => Decision::Disconnect,
         Reason::Suspended if sub.active => Decision::Skip("resumed before it was sent"),
         Reason::Expired if sub.expires_at > now => Decision::Skip("renewed before it was sent"),
         Reason::TimeExhausted if sub.time_remaining_seconds != Some(0) => {
@@ -329,6 +334,7 @@ mod tests {
             Reason::TimeExhausted,
             Reason::PlanChanged,
             Reason::Operator,
+            Reason::Reactivated,
         ] {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
