@@ -22,10 +22,12 @@
 //! only paths, status codes and Daraja's error codes.
 
 pub mod callbacks;
+mod client;
 mod error;
 mod password;
 mod types;
 
+pub use client::{Client, ClientOptions};
 pub use error::Error;
 pub use password::{nairobi_timestamp, password};
 pub use types::{
