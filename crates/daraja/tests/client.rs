@@ -2,7 +2,7 @@
 //! only records requests and replays scripted replies; the faithful fake Daraja is a
 //! separate crate and is not a dependency of this one.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +24,9 @@ const KEY: &str = "test-key";
 const SECRET: &str = "test-secret";
 const PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
 
+/// An HTTP status and the body to send with it.
+type Scripted = (u16, String);
+
 #[derive(Default)]
 struct StubState {
     token_requests: AtomicUsize,
@@ -32,7 +35,7 @@ struct StubState {
     token_delay: Mutex<Duration>,
     valid_tokens: Mutex<HashSet<String>>,
     /// Scripted replies per path, used before the default success reply.
-    scripted: Mutex<Vec<(String, VecDeque<(u16, String)>)>>,
+    scripted: Mutex<HashMap<String, VecDeque<Scripted>>>,
     /// Every POST as (path, headers, body).
     calls: Mutex<Vec<(String, HeaderMap, Value)>>,
 }
@@ -60,10 +63,8 @@ impl Stub {
 
     fn script(&self, path: &str, status: u16, body: &str) {
         let mut scripted = self.state.scripted.lock().unwrap();
-        match scripted.iter_mut().find(|(p, _)| p == path) {
-            Some((_, q)) => q.push_back((status, body.to_owned())),
-            None => scripted.push((path.to_owned(), VecDeque::from([(status, body.to_owned())]))),
-        }
+        let queue = scripted.entry(path.to_owned()).or_default();
+        queue.push_back((status, body.to_owned()));
     }
 
     fn token_requests(&self) -> usize {
@@ -159,10 +160,7 @@ async fn api(
     }
     let scripted = {
         let mut scripted = s.scripted.lock().unwrap();
-        scripted
-            .iter_mut()
-            .find(|(p, _)| *p == path)
-            .and_then(|(_, q)| q.pop_front())
+        scripted.get_mut(&path).and_then(VecDeque::pop_front)
     };
     if let Some((status, body)) = scripted {
         return reply(status, &body);
