@@ -92,16 +92,20 @@ impl Stub {
         Client::with_options(
             Environment::Custom(self.base.parse().unwrap()),
             shortcode,
-            Credentials {
-                consumer_key: KEY.into(),
-                consumer_secret: SecretString::from(SECRET),
-                passkey: SecretString::from(PASSKEY),
-                initiator_name: Some("testapi".into()),
-                security_credential: Some(SecretString::from("ENCRYPTED==")),
-            },
+            credentials(SECRET),
             options,
         )
         .unwrap()
+    }
+}
+
+fn credentials(consumer_secret: &str) -> Credentials {
+    Credentials {
+        consumer_key: KEY.into(),
+        consumer_secret: SecretString::from(consumer_secret),
+        passkey: SecretString::from(PASSKEY),
+        initiator_name: Some("testapi".into()),
+        security_credential: Some(SecretString::from("ENCRYPTED==")),
     }
 }
 
@@ -296,37 +300,31 @@ async fn token_is_cached_and_fetched_once_by_concurrent_callers() {
     assert_eq!(stub.token_requests(), 1);
 }
 
-#[tokio::test]
-async fn expires_in_as_string_is_honoured() {
+/// How many tokens two queries in a row fetch, given the OAuth reply's `expires_in`.
+async fn tokens_for_two_queries(expires_in: Value, options: ClientOptions) -> usize {
     let stub = Stub::start().await;
-    // "0": already expired, so each call needs a new token.
-    *stub.state.expires_in.lock().unwrap() = Some(json!("0"));
-    let client = stub.client(paybill());
-    client.stk_query("ws_CO_1").await.unwrap();
-    client.stk_query("ws_CO_1").await.unwrap();
-    assert_eq!(stub.token_requests(), 2);
-
-    let stub = Stub::start().await;
-    *stub.state.expires_in.lock().unwrap() = Some(json!("3599"));
-    let client = stub.client(paybill());
-    client.stk_query("ws_CO_1").await.unwrap();
-    client.stk_query("ws_CO_1").await.unwrap();
-    assert_eq!(stub.token_requests(), 1);
-}
-
-#[tokio::test]
-async fn token_lifetime_inside_the_margin_is_refreshed() {
-    let stub = Stub::start().await;
-    // 3599 s with a margin of 3599 s: the token is used for half its life, so it is still
-    // good for the second call.
-    let options = ClientOptions {
-        token_refresh_margin: Duration::from_secs(3599),
-        ..ClientOptions::default()
-    };
+    *stub.state.expires_in.lock().unwrap() = Some(expires_in);
     let client = stub.client_with(paybill(), options);
     client.stk_query("ws_CO_1").await.unwrap();
     client.stk_query("ws_CO_1").await.unwrap();
-    assert_eq!(stub.token_requests(), 1);
+    stub.token_requests()
+}
+
+#[tokio::test]
+async fn token_lifetime_is_honoured() {
+    let default = ClientOptions::default;
+    // "0" (a string, as Daraja sometimes sends it): already expired, so each call needs a
+    // new token.
+    assert_eq!(tokens_for_two_queries(json!("0"), default()).await, 2);
+    assert_eq!(tokens_for_two_queries(json!("3599"), default()).await, 1);
+    assert_eq!(tokens_for_two_queries(json!(3599), default()).await, 1);
+    // A lifetime inside the refresh margin is used for half its length: still good for
+    // the second call.
+    let wide_margin = ClientOptions {
+        token_refresh_margin: Duration::from_secs(3599),
+        ..default()
+    };
+    assert_eq!(tokens_for_two_queries(json!(3599), wide_margin).await, 1);
 }
 
 #[tokio::test]
@@ -561,13 +559,7 @@ async fn bad_credentials_fail_at_oauth() {
     let client = Client::new(
         Environment::Custom(stub.base.parse().unwrap()),
         paybill(),
-        Credentials {
-            consumer_key: KEY.into(),
-            consumer_secret: SecretString::from("wrong"),
-            passkey: SecretString::from(PASSKEY),
-            initiator_name: None,
-            security_credential: None,
-        },
+        credentials("wrong"),
     )
     .unwrap();
     let err = client.stk_query("ws_CO_1").await.unwrap_err();
@@ -589,13 +581,7 @@ async fn requests_time_out() {
     let client = Client::with_options(
         Environment::Custom(format!("http://{addr}").parse().unwrap()),
         paybill(),
-        Credentials {
-            consumer_key: KEY.into(),
-            consumer_secret: SecretString::from(SECRET),
-            passkey: SecretString::from(PASSKEY),
-            initiator_name: None,
-            security_credential: None,
-        },
+        credentials(SECRET),
         ClientOptions {
             request_timeout: Duration::from_millis(300),
             ..ClientOptions::default()
