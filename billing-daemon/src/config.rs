@@ -39,6 +39,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::enforcement::EnforcementConfig;
 use crate::enforcement::dynauth::RetryPolicy;
+use crate::payments::config::{MpesaFile, MpesaSettings};
 
 /// Default database URL (the project's private cluster).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://jasiyo@127.0.0.1:55432/jasiyo";
@@ -88,6 +89,7 @@ struct FileConfig {
     coa_max_duration: Option<f64>,
     enforcement_rounds: Option<u32>,
     enforcement_round_backoff: Option<f64>,
+    mpesa: Option<MpesaFile>,
 }
 
 /// Default journal file.
@@ -167,6 +169,8 @@ pub struct Settings {
     pub journal_capacity: u64,
     /// Disconnect/CoA retransmission and rounds.
     pub enforcement: EnforcementConfig,
+    /// M-Pesa (None: off). See [`crate::payments::config`].
+    pub mpesa: Option<MpesaSettings>,
 }
 
 impl Settings {
@@ -312,6 +316,7 @@ impl Settings {
                 defaults.round_backoff,
             )?,
         };
+        let mpesa = MpesaSettings::load(f.mpesa, &env)?;
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -323,6 +328,7 @@ impl Settings {
             journal_path,
             journal_capacity,
             enforcement,
+            mpesa,
         };
         settings.connect_options()?;
         Ok(settings)

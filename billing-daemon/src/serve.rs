@@ -10,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
+use crate::payments::{self, Mpesa};
 use crate::{enforcement, publisher};
 
 /// Connects to Postgres (no I/O is retried here: a wrong URL should fail fast).
@@ -41,6 +42,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
     let enforcer = enforcement::start(pool.clone(), settings.enforcement);
+    let mpesa = settings.mpesa.clone().map(Mpesa::new).transpose()?;
+    let reconciler = mpesa
+        .clone()
+        .map(|m| payments::reconciler::start(pool.clone(), m));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -63,14 +68,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         snapshot: snapshot.clone(),
         radius: settings.radius.clone(),
         journal: Some(journal.stats()),
+        mpesa,
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server")?;
+    // The peer address is what the M-Pesa callback allow-list checks.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server")?;
     // The consumer finishes the batch it is storing, so a stop loses no work.
     journal.shutdown().await;
     enforcer.shutdown().await;
+    if let Some(r) = reconciler {
+        r.shutdown().await;
+    }
     snapshot.shutdown().await;
     tracing::info!("billing-daemon stopped");
     Ok(())

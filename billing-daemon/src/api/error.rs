@@ -33,6 +33,12 @@ pub enum ApiError {
     /// Wrong Content-Type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// An upstream service (M-Pesa) refused or failed.
+    #[error("{0}")]
+    BadGateway(String),
+    /// A feature that is not configured.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else: logged once, answered with a generic 500.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -50,7 +56,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code: unauthorized, bad_request, malformed_json,
     /// validation_failed, not_found, conflict, unsupported_media_type, method_not_allowed,
-    /// internal_error.
+    /// upstream_error, not_configured, internal_error.
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -78,6 +84,8 @@ impl IntoResponse for ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             Self::Unexpected(e) => {
                 // The only place internal errors are logged.
                 tracing::error!(error = format!("{e:#}"), "internal error");

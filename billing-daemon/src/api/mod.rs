@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod enforcement;
 pub mod error;
 pub mod extract;
+pub mod payments;
 pub mod plans;
 pub mod routers;
 pub mod subscribers;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use crate::accounting::consumer::JournalStats;
 use crate::config::RadiusSettings;
+use crate::payments::Mpesa;
 use crate::publisher::SnapshotHandle;
 use error::{ApiError, error_response};
 
@@ -41,6 +43,8 @@ pub struct AppState {
     pub radius: RadiusSettings,
     /// The journal consumer's counters (for `/healthz`), when it runs.
     pub journal: Option<Arc<JournalStats>>,
+    /// M-Pesa, when configured.
+    pub mpesa: Option<Mpesa>,
 }
 
 #[derive(OpenApi)]
@@ -53,6 +57,8 @@ pub struct AppState {
         subscribers::suspend, subscribers::resume, subscribers::renew,
         accounting::online, accounting::subscriber_sessions, accounting::usage, accounting::auth_log,
         enforcement::log, enforcement::get, enforcement::disconnect,
+        payments::start_stk, payments::intents, payments::intent, payments::list, payments::get,
+        payments::cash, payments::daily, payments::register_c2b,
     ),
     modifiers(&BearerAuth),
 )]
@@ -125,10 +131,29 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/sessions/{id}/disconnect", post(enforcement::disconnect))
         .route("/enforcement-log", get(enforcement::log))
         .route("/enforcement-log/{id}", get(enforcement::get))
+        .route("/payments", get(payments::list).post(payments::cash))
+        .route("/payments/stk", post(payments::start_stk))
+        .route("/payments/daily", get(payments::daily))
+        .route("/payments/c2b/register", post(payments::register_c2b))
+        .route("/payments/{id}", get(payments::get))
+        .route("/payment-intents", get(payments::intents))
+        .route("/payment-intents/{id}", get(payments::intent))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/openapi.json", get(openapi_json));
+    // Safaricom's callbacks: no bearer token (Daraja sends none); see payments::callbacks.
+    let callbacks = axum::Router::new()
+        .route("/stk/{token}", post(crate::payments::callbacks::stk_result))
+        .route(
+            "/c2b/{token}/validation",
+            post(crate::payments::callbacks::c2b_validation),
+        )
+        .route(
+            "/c2b/{token}/confirmation",
+            post(crate::payments::callbacks::c2b_confirmation),
+        );
     axum::Router::new()
         .nest("/api/v1", api)
+        .nest("/pay/cb", callbacks)
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -55,6 +55,7 @@ impl TestApp {
                 acct_port: 11813,
             },
             journal: None,
+            mpesa: None,
         };
         Self {
             router: app(state),

@@ -1,0 +1,479 @@
+//! What Safaricom POSTs: the STK result at `/pay/cb/stk/{token}` (one token per intent) and
+//! C2B validation and confirmation at `/pay/cb/c2b/{token}/validation|confirmation` (one
+//! configured token). No "mpesa" in the paths: Daraja refuses URLs that contain it.
+//!
+//! Each body is stored (committed) before anything else happens, then processed in one
+//! transaction. A body that cannot be processed now (Postgres trouble) stays unprocessed
+//! and the reconciler processes it later, so the answer to Safaricom is always quick.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use daraja::callbacks::{self as parse, C2bRejectCode};
+use secrecy::ExposeSecret;
+use sqlx::{PgConnection, PgPool};
+
+use super::Mpesa;
+use super::ledger::{self, Channel, Recorded};
+use super::stk;
+use crate::api::AppState;
+
+/// Largest callback body read (Safaricom's are well under 2 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// `YYYYMMDDHHmmss` in Kenyan time (UTC+3, no DST), as Daraja writes TransTime and
+/// TransactionDate.
+pub fn parse_nairobi_time(text: &str) -> Option<DateTime<Utc>> {
+    let local = NaiveDateTime::parse_from_str(text.trim(), "%Y%m%d%H%M%S").ok()?;
+    let nairobi = chrono::FixedOffset::east_opt(3 * 3600)?;
+    nairobi
+        .from_local_datetime(&local)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn ack() -> Response {
+    axum::Json(parse::confirmation_ack()).into_response()
+}
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// The request's peer address, its X-Forwarded-For, and its body.
+async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), Response> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+    Ok((peer, xff, body))
+}
+
+/// The source address as believed (X-Forwarded-For only from the trusted proxy), and
+/// whether the allow-list lets it through.
+fn source(mpesa: &Mpesa, peer: Option<IpAddr>, xff: Option<&str>) -> (Option<IpAddr>, bool) {
+    match peer {
+        Some(p) => (Some(p), mpesa.settings.callback_source_allowed(p, xff)),
+        // No peer (in-process tests): only an open allow-list lets it through.
+        None => (None, mpesa.settings.callback_allow.is_empty()),
+    }
+}
+
+async fn store(
+    pool: &PgPool,
+    kind: &str,
+    source_ip: Option<IpAddr>,
+    url_token: Option<&str>,
+    body: &[u8],
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO payment_callbacks (kind, source_ip, url_token, body) \
+         VALUES ($1, $2::inet, $3, $4) RETURNING id",
+    )
+    .bind(kind)
+    .bind(source_ip.map(|ip| ip.to_string()))
+    .bind(url_token)
+    .bind(body)
+    .fetch_one(pool)
+    .await
+}
+
+async fn finish(
+    conn: &mut PgConnection,
+    callback_id: i64,
+    outcome: &str,
+    intent_id: Option<i64>,
+    payment_id: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payment_callbacks SET outcome = $2, intent_id = $3, payment_id = $4, \
+                processed_at = now() WHERE id = $1",
+    )
+    .bind(callback_id)
+    .bind(outcome)
+    .bind(intent_id)
+    .bind(payment_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `POST /pay/cb/stk/{token}`.
+pub async fn stk_result(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(mpesa) = st.mpesa.as_ref() else {
+        return not_found();
+    };
+    let (peer, xff, body) = match read(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    // Only hex tokens exist; anything else is not worth a row.
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return not_found();
+    }
+    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
+    let id = match store(&st.pool, "stk", source_ip, Some(&token), &body).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "could not store an STK callback");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    if !allowed {
+        let _ = mark_refused(&st.pool, id, "refused: source address not allowed").await;
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match process_stk(&st.pool, id, &token, &body).await {
+        Ok(Some(outcome)) => {
+            tracing::info!(callback = id, outcome, "STK callback");
+            ack()
+        }
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::warn!(callback = id, error = %e, "STK callback kept for later processing");
+            ack()
+        }
+    }
+}
+
+async fn mark_refused(pool: &PgPool, id: i64, outcome: &str) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    finish(&mut conn, id, outcome, None, None).await
+}
+
+/// Processes a stored STK callback. `None`: no intent has this token (nothing changed;
+/// the row records it).
+pub async fn process_stk(
+    pool: &PgPool,
+    callback_id: i64,
+    token: &str,
+    body: &[u8],
+) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(intent) = stk::lock(&mut tx, Some(token), None).await? else {
+        finish(
+            &mut tx,
+            callback_id,
+            "refused: no intent at this URL",
+            None,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let outcome = match parse::parse_stk_callback(body) {
+        Err(e) => format!("unreadable: {e}"),
+        Ok(cb)
+            if intent
+                .checkout_request_id
+                .as_deref()
+                .is_some_and(|id| id != cb.checkout_request_id) =>
+        {
+            format!(
+                "refused: CheckoutRequestID {} is not this intent's",
+                cb.checkout_request_id
+            )
+        }
+        Ok(cb) => {
+            // The push reply may not have been stored yet (or ever): take the ids from here.
+            sqlx::query(
+                "UPDATE payment_intents SET checkout_request_id = COALESCE(checkout_request_id, $2), \
+                        merchant_request_id = COALESCE(merchant_request_id, $3) WHERE id = $1",
+            )
+            .bind(intent.id)
+            .bind(&cb.checkout_request_id)
+            .bind(&cb.merchant_request_id)
+            .execute(&mut *tx)
+            .await?;
+            let code = result_code_text(&cb.result_code);
+            match &cb.paid {
+                Some(paid) => {
+                    let amount = i64::try_from(paid.amount_kes).unwrap_or(i64::MAX);
+                    let paid_at = paid
+                        .transaction_date
+                        .as_deref()
+                        .and_then(parse_nairobi_time)
+                        .unwrap_or_else(Utc::now);
+                    let (recorded, outcome) = stk::mark_paid(
+                        &mut tx,
+                        &intent,
+                        Some(&paid.receipt),
+                        amount,
+                        paid_at,
+                        (&code, &cb.result_desc),
+                    )
+                    .await?;
+                    let payment_id = match recorded {
+                        Recorded::New { payment_id, .. } | Recorded::Duplicate { payment_id } => {
+                            payment_id
+                        }
+                    };
+                    finish(
+                        &mut tx,
+                        callback_id,
+                        &outcome,
+                        Some(intent.id),
+                        Some(payment_id),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Some(outcome));
+                }
+                None => {
+                    if stk::mark_failed(&mut tx, &intent, (&code, &cb.result_desc)).await? {
+                        format!("failed: {code} {}", cb.result_desc)
+                    } else {
+                        format!("ignored: {code} for an intent already {}", intent.status)
+                    }
+                }
+            }
+        }
+    };
+    finish(&mut tx, callback_id, &outcome, Some(intent.id), None).await?;
+    tx.commit().await?;
+    Ok(Some(outcome))
+}
+
+/// ResultCode as stored: the number, or the text Daraja sent.
+pub fn result_code_text(code: &daraja::ResultCode) -> String {
+    match code {
+        daraja::ResultCode::Code(n) => n.to_string(),
+        daraja::ResultCode::Text(t) => t.clone(),
+    }
+}
+
+fn c2b_token_ok(mpesa: &Mpesa, token: &str) -> bool {
+    let want = mpesa.settings.c2b_token.expose_secret().as_bytes();
+    let got = token.as_bytes();
+    // Constant time over the configured length: the token is the only thing that keeps
+    // forged confirmations out.
+    got.len() == want.len() && got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// `POST /pay/cb/c2b/{token}/validation`: accept a payment for a known account (and an
+/// amount the configured rule allows), refuse anything else so the customer keeps the
+/// money.
+pub async fn c2b_validation(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(mpesa) = st.mpesa.as_ref() else {
+        return not_found();
+    };
+    if !c2b_token_ok(mpesa, &token) {
+        return not_found();
+    }
+    let (peer, xff, body) = match read(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
+    let Ok(id) = store(&st.pool, "c2b_validation", source_ip, None, &body).await else {
+        // Without a record, refuse: an unknown payment must not go through unlogged.
+        return axum::Json(parse::validation_reject(C2bRejectCode::OtherError)).into_response();
+    };
+    let (reply, outcome) = if !allowed {
+        (
+            parse::validation_reject(C2bRejectCode::OtherError),
+            "refused: source address not allowed".to_owned(),
+        )
+    } else {
+        match validate(&st.pool, mpesa, &body).await {
+            Ok(Ok(())) => (parse::validation_accept(), "accepted".to_owned()),
+            Ok(Err((code, why))) => (parse::validation_reject(code), format!("refused: {why}")),
+            Err(e) => (
+                parse::validation_reject(C2bRejectCode::OtherError),
+                format!("refused: database error {e}"),
+            ),
+        }
+    };
+    let _ = mark_refused(&st.pool, id, &outcome).await;
+    axum::Json(reply).into_response()
+}
+
+type Refusal = (C2bRejectCode, String);
+
+async fn validate(
+    pool: &PgPool,
+    mpesa: &Mpesa,
+    body: &[u8],
+) -> Result<Result<(), Refusal>, sqlx::Error> {
+    let payment = match parse::parse_c2b(body) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err((C2bRejectCode::OtherError, format!("unreadable: {e}")))),
+    };
+    let price: Option<i64> = sqlx::query_scalar(
+        "SELECT p.price_kes FROM subscribers s JOIN plans p ON p.id = s.plan_id \
+          WHERE lower(s.username) = $1",
+    )
+    .bind(payment.account_key())
+    .fetch_optional(pool)
+    .await?;
+    let Some(price) = price else {
+        return Ok(Err((
+            C2bRejectCode::InvalidAccountNumber,
+            format!("no subscriber {:?}", payment.bill_ref_number.trim()),
+        )));
+    };
+    let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
+    if !mpesa.settings.c2b_amounts.accepts(amount, price) {
+        return Ok(Err((
+            C2bRejectCode::InvalidAmount,
+            format!("{amount} KES for a plan costing {price} KES"),
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// `POST /pay/cb/c2b/{token}/confirmation`: the money has moved; credit it once.
+pub async fn c2b_confirmation(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(mpesa) = st.mpesa.as_ref() else {
+        return not_found();
+    };
+    if !c2b_token_ok(mpesa, &token) {
+        return not_found();
+    }
+    let (peer, xff, body) = match read(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
+    let id = match store(&st.pool, "c2b_confirmation", source_ip, None, &body).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "could not store a C2B confirmation");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    if !allowed {
+        let _ = mark_refused(&st.pool, id, "refused: source address not allowed").await;
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match process_c2b(&st.pool, id, &body).await {
+        Ok(outcome) => tracing::info!(callback = id, outcome, "C2B confirmation"),
+        Err(e) => tracing::warn!(callback = id, error = %e, "C2B confirmation kept for later"),
+    }
+    ack()
+}
+
+/// Processes a stored C2B confirmation.
+pub async fn process_c2b(
+    pool: &PgPool,
+    callback_id: i64,
+    body: &[u8],
+) -> Result<String, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let payment = match parse::parse_c2b(body) {
+        Ok(p) => p,
+        Err(e) => {
+            let outcome = format!("unreadable: {e}");
+            finish(&mut tx, callback_id, &outcome, None, None).await?;
+            tx.commit().await?;
+            return Ok(outcome);
+        }
+    };
+    let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
+    let subscriber: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE lower(username) = $1")
+            .bind(payment.account_key())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let receipt = payment.trans_id.trim().to_owned();
+    // An STK success credited from a query has no receipt yet; this confirmation may be the
+    // same payment. Give it the receipt instead of crediting twice.
+    if let Some(sub) = subscriber {
+        let attached: Option<i64> = sqlx::query_scalar(
+            "UPDATE payments SET receipt = $1 \
+              WHERE id = (SELECT id FROM payments \
+                           WHERE receipt IS NULL AND channel = 'stk' AND subscriber_id = $2 \
+                             AND amount_kes = $3 AND paid_at > now() - interval '1 day' \
+                           ORDER BY paid_at LIMIT 1 FOR UPDATE) \
+                AND NOT EXISTS (SELECT 1 FROM payments WHERE receipt = $1) \
+             RETURNING id",
+        )
+        .bind(&receipt)
+        .bind(sub)
+        .bind(amount)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(pid) = attached {
+            let outcome = format!("receipt of STK payment {pid} (already credited)");
+            finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
+            tx.commit().await?;
+            return Ok(outcome);
+        }
+    }
+    let paid_at = parse_nairobi_time(&payment.trans_time).unwrap_or_else(Utc::now);
+    let recorded = ledger::record(
+        &mut tx,
+        &ledger::NewPayment {
+            channel: Channel::C2b,
+            receipt: Some(&receipt),
+            intent_id: None,
+            subscriber_id: subscriber,
+            plan_id: None,
+            amount_kes: amount,
+            msisdn: Some(&payment.msisdn_opaque),
+            bill_ref: Some(&payment.bill_ref_number),
+            paid_at,
+            note: None,
+        },
+    )
+    .await?;
+    let (outcome, pid) = match recorded {
+        Recorded::New {
+            payment_id,
+            applied,
+        } => (format!("credited ({applied})"), payment_id),
+        Recorded::Duplicate { payment_id } => {
+            (format!("duplicate of payment {payment_id}"), payment_id)
+        }
+    };
+    finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nairobi_times() {
+        let t = parse_nairobi_time("20191219102115").unwrap();
+        assert_eq!(t.to_rfc3339(), "2019-12-19T07:21:15+00:00");
+        assert!(parse_nairobi_time("2019121910211").is_none());
+        assert!(parse_nairobi_time("").is_none());
+    }
+
+    #[test]
+    fn result_codes_as_stored() {
+        assert_eq!(result_code_text(&daraja::ResultCode::Code(1032)), "1032");
+        assert_eq!(
+            result_code_text(&daraja::ResultCode::Text("SFC_IC0003".into())),
+            "SFC_IC0003"
+        );
+    }
+}

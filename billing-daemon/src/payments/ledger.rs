@@ -1,0 +1,278 @@
+//! The ledger: recording a payment and what it buys, once.
+//!
+//! Every channel (STK callback, STK Query, C2B confirmation, cash) ends here, inside the
+//! caller's transaction. The database's unique constraints decide duplicates (a receipt, or
+//! an STK intent, is credited once), so two deliveries racing each other cannot both
+//! credit: the loser's INSERT finds the winner's row. What the money does is
+//! [`apply_amount`]: a payment that covers the plan's price (with what the wallet holds)
+//! renews it and the rest stays in the wallet; a smaller one waits in the wallet.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+
+use crate::domain::renewed_expiry;
+
+/// What a payment does to a subscriber (plain arithmetic, unit-tested).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Application {
+    /// Renew the plan.
+    pub renew: bool,
+    /// Change of the wallet balance (negative: the wallet paid part of the price).
+    pub wallet_delta: i64,
+}
+
+/// `amount` arrives for a plan costing `price` while the wallet holds `wallet`: renew when
+/// the two together cover the price, keeping the rest; otherwise keep it all.
+pub fn apply_amount(price: i64, amount: i64, wallet: i64) -> Application {
+    if wallet + amount >= price {
+        Application {
+            renew: true,
+            wallet_delta: amount - price,
+        }
+    } else {
+        Application {
+            renew: false,
+            wallet_delta: amount,
+        }
+    }
+}
+
+/// Where the money came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// M-Pesa Express (STK Push).
+    Stk,
+    /// Paybill/till payment the customer started (C2B confirmation).
+    C2b,
+    /// Entered by an operator.
+    Cash,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Stk => "stk",
+            Self::C2b => "c2b",
+            Self::Cash => "cash",
+        }
+    }
+}
+
+/// A payment to record.
+#[derive(Clone, Debug)]
+pub struct NewPayment<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// M-Pesa receipt (None for cash, or an STK success known only from a query).
+    pub receipt: Option<&'a str>,
+    /// The STK intent it pays.
+    pub intent_id: Option<i64>,
+    /// Who pays (None: the account number matched nobody).
+    pub subscriber_id: Option<i64>,
+    /// The plan bought (None: the subscriber's current plan).
+    pub plan_id: Option<i64>,
+    /// Whole shillings.
+    pub amount_kes: i64,
+    /// Phone (STK) or the opaque MSISDN field (C2B).
+    pub msisdn: Option<&'a str>,
+    /// BillRefNumber as typed (C2B).
+    pub bill_ref: Option<&'a str>,
+    /// When M-Pesa says it was paid (or now).
+    pub paid_at: DateTime<Utc>,
+    /// Free text (cash entries).
+    pub note: Option<&'a str>,
+}
+
+/// The result of [`record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new payment, applied.
+    New {
+        /// The payment row.
+        payment_id: i64,
+        /// renewed, wallet or unmatched.
+        applied: &'static str,
+    },
+    /// Its receipt or intent was already credited: nothing changed.
+    Duplicate {
+        /// The payment that has it.
+        payment_id: i64,
+    },
+}
+
+/// Records a payment and applies it, unless its receipt or intent is already in the ledger.
+pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recorded, sqlx::Error> {
+    // Lock the subscriber first, so concurrent payments for one customer apply in turn.
+    let subscriber = match p.subscriber_id {
+        Some(id) => sqlx::query(
+            "SELECT s.expires_at, s.wallet_balance_kes, s.plan_id FROM subscribers s \
+              WHERE s.id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| -> Result<_, sqlx::Error> {
+            Ok((
+                id,
+                r.try_get::<DateTime<Utc>, _>("expires_at")?,
+                r.try_get::<i64, _>("wallet_balance_kes")?,
+                r.try_get::<i64, _>("plan_id")?,
+            ))
+        })
+        .transpose()?,
+        None => None,
+    };
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO payments (paid_at, channel, receipt, intent_id, subscriber_id, amount_kes, \
+                               msisdn, bill_ref, applied, note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unmatched', $9) \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(p.paid_at)
+    .bind(p.channel.as_str())
+    .bind(p.receipt)
+    .bind(p.intent_id)
+    .bind(subscriber.as_ref().map(|s| s.0))
+    .bind(p.amount_kes)
+    .bind(p.msisdn)
+    .bind(p.bill_ref)
+    .bind(p.note)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(payment_id) = inserted else {
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT id FROM payments WHERE receipt = $1 OR intent_id = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(p.receipt)
+        .bind(p.intent_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(Recorded::Duplicate {
+            payment_id: existing,
+        });
+    };
+    let Some((sub_id, expires_at, wallet, current_plan)) = subscriber else {
+        return Ok(Recorded::New {
+            payment_id,
+            applied: "unmatched",
+        });
+    };
+    let plan_id = p.plan_id.unwrap_or(current_plan);
+    let plan = sqlx::query(
+        "SELECT price_kes, duration_seconds, data_cap_bytes, time_allowance_seconds \
+           FROM plans WHERE id = $1",
+    )
+    .bind(plan_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let price: i64 = plan.try_get("price_kes")?;
+    let app = apply_amount(price, p.amount_kes, wallet);
+    let applied = if app.renew { "renewed" } else { "wallet" };
+    let mut new_expiry = None;
+    if app.renew {
+        let duration: i64 = plan.try_get("duration_seconds")?;
+        let expiry = renewed_expiry(Utc::now(), expires_at, duration);
+        sqlx::query(
+            "UPDATE subscribers SET plan_id = $2, expires_at = $3, data_remaining_bytes = $4, \
+                    time_remaining_seconds = $5, wallet_balance_kes = wallet_balance_kes + $6 \
+              WHERE id = $1",
+        )
+        .bind(sub_id)
+        .bind(plan_id)
+        .bind(expiry)
+        .bind(plan.try_get::<Option<i64>, _>("data_cap_bytes")?)
+        .bind(plan.try_get::<Option<i64>, _>("time_allowance_seconds")?)
+        .bind(app.wallet_delta)
+        .execute(&mut *conn)
+        .await?;
+        new_expiry = Some(expiry);
+    } else {
+        sqlx::query(
+            "UPDATE subscribers SET wallet_balance_kes = wallet_balance_kes + $2 WHERE id = $1",
+        )
+        .bind(sub_id)
+        .bind(app.wallet_delta)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if app.wallet_delta != 0 {
+        let reason = match (app.renew, app.wallet_delta > 0) {
+            (true, true) => "paid more than the price: the rest kept",
+            (true, false) => "the wallet paid part of the price",
+            (false, _) => "less than the price: kept until it covers a renewal",
+        };
+        sqlx::query(
+            "INSERT INTO wallet_entries (subscriber_id, amount_kes, payment_id, reason) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(sub_id)
+        .bind(app.wallet_delta)
+        .bind(payment_id)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE payments SET applied = $2, plan_id = $3, expires_at = $4 WHERE id = $1")
+        .bind(payment_id)
+        .bind(applied)
+        .bind(plan_id)
+        .bind(new_expiry)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Recorded::New {
+        payment_id,
+        applied,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_price_renews() {
+        assert_eq!(
+            apply_amount(1000, 1000, 0),
+            Application {
+                renew: true,
+                wallet_delta: 0
+            }
+        );
+    }
+
+    #[test]
+    fn more_renews_and_keeps_the_rest() {
+        assert_eq!(
+            apply_amount(1000, 1500, 0),
+            Application {
+                renew: true,
+                wallet_delta: 500
+            }
+        );
+    }
+
+    #[test]
+    fn less_waits_in_the_wallet_until_it_covers_the_price() {
+        assert_eq!(
+            apply_amount(1000, 400, 0),
+            Application {
+                renew: false,
+                wallet_delta: 400
+            }
+        );
+        assert_eq!(
+            apply_amount(1000, 600, 400),
+            Application {
+                renew: true,
+                wallet_delta: -400
+            }
+        );
+        assert_eq!(
+            apply_amount(1000, 100, 400),
+            Application {
+                renew: false,
+                wallet_delta: 100
+            }
+        );
+    }
+}

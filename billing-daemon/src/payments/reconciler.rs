@@ -1,0 +1,179 @@
+//! The reconciler: what to do when Safaricom's callbacks do not come.
+//!
+//! * A pending STK intent is asked about with STK Query, first `query_after` after the push,
+//!   then every `query_interval` (with jitter) until `query_deadline`. "Being processed"
+//!   keeps it pending; a success credits it on the intent (the receipt comes later from the
+//!   callback or the C2B confirmation); a failure fails it. A query acts on pending intents
+//!   only, so it can never undo a payment. Past the deadline the intent becomes
+//!   `expired_unknown`: left for the daily reconciliation, and a late success still counts.
+//! * A push whose reply never came back (the daemon died while sending) has no
+//!   CheckoutRequestID to ask about; after the deadline it is `expired_unknown` too, and its
+//!   callback, if it comes, still credits it.
+//! * Callback bodies that were stored but not processed (Postgres trouble at the time) are
+//!   processed again.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::callbacks::{process_c2b, process_stk, result_code_text};
+use super::{Mpesa, stk};
+
+/// How often the reconciler looks for due work.
+const TICK: Duration = Duration::from_millis(500);
+/// Intents queried per tick at most.
+const BATCH: i64 = 20;
+
+/// The running reconciler.
+#[derive(Debug)]
+pub struct Reconciler {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Reconciler {
+    /// Stops it (a query in flight is abandoned; the intent stays due).
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the reconciler.
+pub fn start(pool: PgPool, mpesa: Mpesa) -> Reconciler {
+    let (stop, mut stop_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            if let Err(e) = tick(&pool, &mpesa).await {
+                tracing::warn!(error = %e, "payment reconciler: database error");
+            }
+            tokio::select! {
+                _ = stop_rx.changed() => break,
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+    });
+    Reconciler { stop, task }
+}
+
+async fn tick(pool: &PgPool, mpesa: &Mpesa) -> Result<(), sqlx::Error> {
+    // Pushes that never got Daraja's reply: nothing to ask, past their deadline.
+    sqlx::query(
+        "UPDATE payment_intents SET status = 'expired_unknown', next_query_at = NULL, \
+                result_desc = 'no reply to the push was stored', updated_at = now() \
+          WHERE status = 'pending' AND checkout_request_id IS NULL \
+            AND created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(mpesa.settings.query_deadline.as_secs_f64())
+    .execute(pool)
+    .await?;
+
+    let due = sqlx::query(
+        "SELECT id, checkout_request_id, query_deadline < now() AS past_deadline \
+           FROM payment_intents \
+          WHERE status = 'pending' AND checkout_request_id IS NOT NULL AND next_query_at <= now() \
+          ORDER BY next_query_at LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(pool)
+    .await?;
+    for row in due {
+        let id: i64 = row.try_get("id")?;
+        let checkout: String = row.try_get("checkout_request_id")?;
+        let past_deadline: bool = row
+            .try_get::<Option<bool>, _>("past_deadline")?
+            .unwrap_or(false);
+        let answer = mpesa.client.stk_query(&checkout).await;
+        apply_query(pool, mpesa, id, past_deadline, answer).await?;
+    }
+
+    // Stored callbacks that were not processed (give the handler a moment first).
+    let stale = sqlx::query(
+        "SELECT id, kind, url_token, body FROM payment_callbacks \
+          WHERE processed_at IS NULL AND kind <> 'c2b_validation' \
+            AND received_at < now() - interval '5 seconds' \
+          ORDER BY id LIMIT 50",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in stale {
+        let id: i64 = row.try_get("id")?;
+        let body: Vec<u8> = row.try_get("body")?;
+        let kind: String = row.try_get("kind")?;
+        let outcome = if kind == "stk" {
+            let token: Option<String> = row.try_get("url_token")?;
+            process_stk(pool, id, token.as_deref().unwrap_or(""), &body)
+                .await?
+                .unwrap_or_else(|| "no intent".to_owned())
+        } else {
+            process_c2b(pool, id, &body).await?
+        };
+        tracing::info!(callback = id, outcome, "processed a stored callback late");
+    }
+    Ok(())
+}
+
+async fn apply_query(
+    pool: &PgPool,
+    mpesa: &Mpesa,
+    id: i64,
+    past_deadline: bool,
+    answer: Result<daraja::StkQueryOutcome, daraja::Error>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(intent) = stk::lock(&mut tx, None, Some(id)).await? else {
+        return Ok(());
+    };
+    if intent.status != "pending" {
+        // A callback got there first.
+        return Ok(());
+    }
+    match answer {
+        Ok(daraja::StkQueryOutcome::Completed(code, desc)) if code.is_success() => {
+            let (_, outcome) = stk::mark_paid(
+                &mut tx,
+                &intent,
+                None,
+                intent.amount_kes,
+                Utc::now(),
+                (&result_code_text(&code), &desc),
+            )
+            .await?;
+            tracing::info!(intent = id, outcome, "STK Query found the payment");
+        }
+        Ok(daraja::StkQueryOutcome::Completed(code, desc)) => {
+            stk::mark_failed(&mut tx, &intent, (&result_code_text(&code), &desc)).await?;
+            tracing::info!(intent = id, code = %result_code_text(&code), "STK Query: not paid");
+        }
+        Ok(daraja::StkQueryOutcome::Pending) | Err(_) if past_deadline => {
+            sqlx::query(
+                "UPDATE payment_intents SET status = 'expired_unknown', next_query_at = NULL, \
+                        result_desc = 'no result by the deadline', updated_at = now() \
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        other => {
+            if let Err(e) = &other {
+                tracing::warn!(intent = id, error = %e, "STK Query failed; will ask again");
+            }
+            let jitter = rand::rng().random_range(0.8..1.2);
+            sqlx::query(
+                "UPDATE payment_intents SET query_attempts = query_attempts + 1, \
+                        next_query_at = now() + make_interval(secs => $2), updated_at = now() \
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .bind(mpesa.settings.query_interval.as_secs_f64() * jitter)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}

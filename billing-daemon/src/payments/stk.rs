@@ -1,0 +1,302 @@
+//! STK Push intents: starting a push, and moving an intent to paid or failed.
+//!
+//! An intent is written (and commits, taking the phone's one pending slot) before the push is
+//! sent, so a callback can never arrive for an intent we do not know; its CallBackURL holds a
+//! random token that only this intent has.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::Mpesa;
+use super::ledger::{self, Channel, Recorded};
+
+/// Why a push could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad phone or amount.
+    #[error("{0}")]
+    Invalid(String),
+    /// This phone already has a push waiting for the customer.
+    #[error("a payment request to {0} is already waiting for the customer to answer")]
+    PhoneBusy(String),
+    /// Daraja refused or failed (the intent is marked failed).
+    #[error("M-Pesa refused the request: {0}")]
+    Daraja(daraja::Error),
+    /// Database.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What to push.
+#[derive(Clone, Debug)]
+pub struct Purchase {
+    /// The subscriber.
+    pub subscriber_id: i64,
+    /// Their username (the AccountReference when it fits in 12 characters).
+    pub username: String,
+    /// The plan bought.
+    pub plan_id: i64,
+    /// Its price.
+    pub amount_kes: i64,
+    /// The phone, as typed.
+    pub phone: String,
+}
+
+/// The AccountReference shown in the prompt: the username if Daraja accepts it, else a
+/// reference made from the intent id. Either way the callback is matched by intent, since
+/// Daraja does not echo the reference.
+fn account_reference(username: &str, intent_id: i64) -> daraja::AccountReference {
+    daraja::AccountReference::new(username)
+        .or_else(|_| daraja::AccountReference::new(&format!("JAS{intent_id}")))
+        .expect("JAS + an id is at most 12 characters")
+}
+
+/// Writes the intent, sends the push and records Daraja's ids. Returns the intent id.
+pub async fn start(pool: &PgPool, mpesa: &Mpesa, p: &Purchase) -> Result<i64, StartError> {
+    let phone: daraja::Msisdn = p
+        .phone
+        .parse()
+        .map_err(|e: daraja::ValidationError| StartError::Invalid(e.0))?;
+    let amount = u32::try_from(p.amount_kes)
+        .ok()
+        .filter(|a| *a >= 1)
+        .ok_or_else(|| {
+            StartError::Invalid(format!(
+                "the price {} KES cannot be paid by M-Pesa (whole shillings, at least 1)",
+                p.amount_kes
+            ))
+        })?;
+    let mut token = [0u8; 32];
+    rand::rng().fill_bytes(&mut token);
+    let token = hex::encode(token);
+    let intent_id: i64 = match sqlx::query_scalar(
+        "INSERT INTO payment_intents (subscriber_id, plan_id, phone, amount_kes, account_reference, \
+                                      callback_token) \
+         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+    )
+    .bind(p.subscriber_id)
+    .bind(p.plan_id)
+    .bind(phone.as_str())
+    .bind(p.amount_kes)
+    .bind(&token)
+    .fetch_one(pool)
+    .await
+    {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("payment_intents_one_pending_per_phone_idx") =>
+        {
+            return Err(StartError::PhoneBusy(phone.as_str().to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let reference = account_reference(&p.username, intent_id);
+    sqlx::query("UPDATE payment_intents SET account_reference = $2 WHERE id = $1")
+        .bind(intent_id)
+        .bind(reference.as_str())
+        .execute(pool)
+        .await?;
+    let request = daraja::StkPushRequest {
+        phone,
+        amount_kes: amount,
+        account_reference: reference,
+        description: daraja::TransactionDesc::new("Internet").expect("a short description"),
+        callback_url: mpesa.stk_callback_url(&token),
+    };
+    match mpesa.client.stk_push(&request).await {
+        Ok(accepted) => {
+            let s = &mpesa.settings;
+            // COALESCE: a fast callback may have filled them in already.
+            sqlx::query(
+                "UPDATE payment_intents SET \
+                    merchant_request_id = COALESCE(merchant_request_id, $2), \
+                    checkout_request_id = COALESCE(checkout_request_id, $3), \
+                    next_query_at = now() + make_interval(secs => $4), \
+                    query_deadline = now() + make_interval(secs => $5), updated_at = now() \
+                  WHERE id = $1",
+            )
+            .bind(intent_id)
+            .bind(&accepted.merchant_request_id)
+            .bind(&accepted.checkout_request_id)
+            .bind(s.query_after.as_secs_f64())
+            .bind(s.query_deadline.as_secs_f64())
+            .execute(pool)
+            .await?;
+            tracing::info!(
+                intent = intent_id,
+                checkout_request_id = %accepted.checkout_request_id,
+                amount_kes = p.amount_kes,
+                "STK push accepted"
+            );
+            Ok(intent_id)
+        }
+        Err(e) => {
+            tracing::warn!(intent = intent_id, error = %e, "STK push refused");
+            sqlx::query(
+                "UPDATE payment_intents SET status = 'failed', result_desc = $2, updated_at = now() \
+                  WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(intent_id)
+            .bind(format!("push not sent: {e}"))
+            .execute(pool)
+            .await?;
+            Err(StartError::Daraja(e))
+        }
+    }
+}
+
+/// A pending (or failed/expired) intent, locked.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    /// Id.
+    pub id: i64,
+    /// Subscriber.
+    pub subscriber_id: i64,
+    /// Plan bought.
+    pub plan_id: i64,
+    /// Price asked.
+    pub amount_kes: i64,
+    /// Phone pushed to.
+    pub phone: String,
+    /// pending, paid, failed, expired_unknown.
+    pub status: String,
+    /// From Daraja's reply (None if the push reply never came back).
+    pub checkout_request_id: Option<String>,
+}
+
+/// Locks an intent by its callback token or its id.
+pub async fn lock(
+    conn: &mut PgConnection,
+    token: Option<&str>,
+    id: Option<i64>,
+) -> Result<Option<Intent>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, subscriber_id, plan_id, amount_kes, phone, status, checkout_request_id \
+           FROM payment_intents WHERE callback_token = $1 OR id = $2 FOR UPDATE",
+    )
+    .bind(token)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(Intent {
+            id: r.try_get("id")?,
+            subscriber_id: r.try_get("subscriber_id")?,
+            plan_id: r.try_get("plan_id")?,
+            amount_kes: r.try_get("amount_kes")?,
+            phone: r.try_get("phone")?,
+            status: r.try_get("status")?,
+            checkout_request_id: r.try_get("checkout_request_id")?,
+        })
+    })
+    .transpose()
+}
+
+/// The intent was paid (by callback with a receipt, or by a query without one): credit it
+/// once and mark it paid. A paid intent stays paid; a failed or expired one becomes paid
+/// (a late success is still money received).
+pub async fn mark_paid(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    receipt: Option<&str>,
+    amount_kes: i64,
+    paid_at: DateTime<Utc>,
+    result: (&str, &str),
+) -> Result<(Recorded, String), sqlx::Error> {
+    let recorded = ledger::record(
+        conn,
+        &ledger::NewPayment {
+            channel: Channel::Stk,
+            receipt,
+            intent_id: Some(intent.id),
+            subscriber_id: Some(intent.subscriber_id),
+            plan_id: Some(intent.plan_id),
+            amount_kes,
+            msisdn: Some(&intent.phone),
+            bill_ref: None,
+            paid_at,
+            note: None,
+        },
+    )
+    .await?;
+    let outcome = match &recorded {
+        Recorded::New { applied, .. } => format!("credited ({applied})"),
+        Recorded::Duplicate { payment_id } => {
+            // Already credited: by a query (fill in the receipt), or as a C2B confirmation of
+            // the same payment (link it to this intent).
+            let linked = sqlx::query(
+                "UPDATE payments SET receipt = COALESCE(receipt, $2), \
+                        intent_id = COALESCE(intent_id, $3) \
+                  WHERE id = $1 AND (receipt IS NULL OR intent_id IS NULL) \
+                    AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.receipt = $2 AND o.id <> $1) \
+                    AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.intent_id = $3 AND o.id <> $1)",
+            )
+            .bind(payment_id)
+            .bind(receipt)
+            .bind(intent.id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if linked > 0 {
+                format!("already credited as payment {payment_id}; linked")
+            } else {
+                format!("already credited as payment {payment_id}")
+            }
+        }
+    };
+    if amount_kes != intent.amount_kes {
+        tracing::warn!(
+            intent = intent.id,
+            paid = amount_kes,
+            price = intent.amount_kes,
+            "STK payment differs from the price: applied through the wallet"
+        );
+    }
+    sqlx::query(
+        "UPDATE payment_intents SET status = 'paid', result_code = $2, result_desc = $3, \
+                next_query_at = NULL, updated_at = now() \
+          WHERE id = $1",
+    )
+    .bind(intent.id)
+    .bind(result.0)
+    .bind(result.1)
+    .execute(&mut *conn)
+    .await?;
+    Ok((recorded, outcome))
+}
+
+/// The push failed (cancelled, timed out, wrong PIN...). Only a pending intent changes:
+/// a failure never undoes a payment.
+pub async fn mark_failed(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    result: (&str, &str),
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query(
+        "UPDATE payment_intents SET status = 'failed', result_code = $2, result_desc = $3, \
+                next_query_at = NULL, updated_at = now() \
+          WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(intent.id)
+    .bind(result.0)
+    .bind(result.1)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_reference_is_the_username_when_it_fits() {
+        assert_eq!(account_reference("alice01", 7).as_str(), "alice01");
+        assert_eq!(
+            account_reference("a-very-long-username", 123).as_str(),
+            "JAS123"
+        );
+    }
+}
