@@ -14,6 +14,8 @@
 //! | `radius_acct_port`      | `JASIYO_RADIUS_ACCT_PORT`      | `1813`                                       |
 //! | `journal_path`          | `JASIYO_JOURNAL_PATH`          | `/var/lib/jasiyo/journal/accounting.journal` |
 //! | `journal_capacity`      | `JASIYO_JOURNAL_CAPACITY`      | `64M` (bytes, or with a K/M/G suffix)        |
+//! | `stale_sweep_interval`  | `JASIYO_STALE_SWEEP_INTERVAL`  | `60` (seconds between stale-session sweeps)  |
+//! | `default_interim_interval` | `JASIYO_DEFAULT_INTERIM_INTERVAL` | `300` (seconds; assumed when a router sends no Acct-Interim-Interval) |
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
@@ -21,6 +23,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
@@ -69,7 +72,13 @@ struct FileConfig {
     radius_acct_port: Option<u16>,
     journal_path: Option<PathBuf>,
     journal_capacity: Option<ByteSize>,
+    stale_sweep_interval: Option<u32>,
+    default_interim_interval: Option<u32>,
 }
+
+pub use crate::accounting::DEFAULT_INTERIM_INTERVAL_SECS;
+/// Default time between stale-session sweeps.
+pub const DEFAULT_STALE_SWEEP_SECS: u32 = 60;
 
 /// Default journal file.
 pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/jasiyo/journal/accounting.journal";
@@ -146,6 +155,10 @@ pub struct Settings {
     pub journal_path: PathBuf,
     /// Its ring size in bytes (a multiple of 4096; fixed when the file is created).
     pub journal_capacity: u64,
+    /// Time between two sweeps closing stale sessions.
+    pub stale_sweep_interval: Duration,
+    /// Interim interval (seconds) assumed for a session whose router sent none.
+    pub default_interim_interval: u32,
 }
 
 impl Settings {
@@ -223,6 +236,29 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(DEFAULT_JOURNAL_CAPACITY),
         };
+        let seconds = |key: &str, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
+            let n = match env(key) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
+                None => file.unwrap_or(default),
+            };
+            if n == 0 {
+                bail!("{key} must be at least 1 second");
+            }
+            Ok(n)
+        };
+        let stale_sweep_interval = Duration::from_secs(u64::from(seconds(
+            "JASIYO_STALE_SWEEP_INTERVAL",
+            f.stale_sweep_interval,
+            DEFAULT_STALE_SWEEP_SECS,
+        )?));
+        let default_interim_interval = seconds(
+            "JASIYO_DEFAULT_INTERIM_INTERVAL",
+            f.default_interim_interval,
+            DEFAULT_INTERIM_INTERVAL_SECS,
+        )?;
         if journal_capacity % 4096 != 0 || journal_capacity < 4096 {
             bail!("journal capacity {journal_capacity} must be a positive multiple of 4096 bytes");
         }
@@ -236,6 +272,8 @@ impl Settings {
             radius,
             journal_path,
             journal_capacity,
+            stale_sweep_interval,
+            default_interim_interval,
         };
         settings.connect_options()?;
         Ok(settings)
@@ -299,6 +337,39 @@ mod tests {
         assert_eq!(s.radius.auth_port, 1812);
         assert_eq!(s.journal_path, PathBuf::from(DEFAULT_JOURNAL_PATH));
         assert_eq!(s.journal_capacity, 64 << 20);
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.default_interim_interval, 300);
+    }
+
+    #[test]
+    fn stale_session_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "stale_sweep_interval = 30\ndefault_interim_interval = 120\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(30));
+        assert_eq!(s.default_interim_interval, 120);
+        let s = Settings::load_with(
+            Some(&path),
+            env_of(&[
+                ("JASIYO_STALE_SWEEP_INTERVAL", "1"),
+                ("JASIYO_DEFAULT_INTERIM_INTERVAL", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(1));
+        assert_eq!(s.default_interim_interval, 2);
+        for bad in ["0", "-1", "1m", ""] {
+            let pairs = [("JASIYO_STALE_SWEEP_INTERVAL", bad)];
+            assert!(
+                Settings::load_with(None, env_of(&pairs)).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -95,6 +95,12 @@ pub(crate) struct StackOptions {
     /// Size of the accounting journal the daemon creates (`JASIYO_JOURNAL_CAPACITY`:
     /// bytes, or with a K/M/G suffix; a multiple of 4096). Small sizes let a test fill it.
     pub(crate) journal_capacity: String,
+    /// Seconds between the daemon's stale-session sweeps (`JASIYO_STALE_SWEEP_INTERVAL`;
+    /// `None`: the daemon's default).
+    pub(crate) stale_sweep_interval: Option<u32>,
+    /// Interim interval the daemon assumes when a router sends none
+    /// (`JASIYO_DEFAULT_INTERIM_INTERVAL`, seconds; `None`: the daemon's default).
+    pub(crate) default_interim_interval: Option<u32>,
 }
 
 impl Default for StackOptions {
@@ -103,6 +109,8 @@ impl Default for StackOptions {
             local_router: true,
             own_postgres: false,
             journal_capacity: "8M".to_owned(),
+            stale_sweep_interval: None,
+            default_interim_interval: None,
         }
     }
 }
@@ -124,6 +132,8 @@ pub(crate) struct Stack {
     pg: Option<PgCluster>,
     dir: Option<tempfile::TempDir>,
     journal_capacity: String,
+    /// Settings of the daemon from [`StackOptions`] (environment variables).
+    daemon_env: Vec<(&'static str, String)>,
 }
 
 pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
@@ -155,6 +165,16 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         pg: None,
         dir: None,
         journal_capacity: options.journal_capacity.clone(),
+        daemon_env: [
+            ("JASIYO_STALE_SWEEP_INTERVAL", options.stale_sweep_interval),
+            (
+                "JASIYO_DEFAULT_INTERIM_INTERVAL",
+                options.default_interim_interval,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?.to_string())))
+        .collect(),
     };
     let tmp = dir.path().to_path_buf();
     stack.dir = Some(dir);
@@ -344,6 +364,7 @@ impl Stack {
             .arg("serve")
             .env("JASIYO_LISTEN", listen)
             .env("JASIYO_JOURNAL_CAPACITY", &self.journal_capacity)
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .stdout(daemon_log.try_clone().expect("dup"))
             .stderr(daemon_log)
             .spawn()

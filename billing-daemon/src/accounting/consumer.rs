@@ -48,7 +48,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::event::{AccountingEvent, NUL_IN_TEXT};
-use super::ingest::{AuthResult, apply_batch, close_stale, record_auth_results};
+use super::ingest::{
+    AuthResult, DEFAULT_INTERIM_INTERVAL_SECS, apply_batch, close_stale, record_auth_results,
+};
 
 /// Largest batch: big enough that the per-batch statements are amortized (ingest does a
 /// fixed handful per batch), small enough to keep one transaction short.
@@ -62,8 +64,6 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often the lag is checked (and logged when above a tenth of the journal).
 const LAG_CHECK: Duration = Duration::from_secs(10);
-/// Interval of the stale-session timer.
-pub const STALE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the journal is and how to consume it.
 #[derive(Debug, Clone)]
@@ -78,6 +78,10 @@ pub struct JournalConfig {
     pub batch_max: usize,
     /// Consumer options (grace period for stalled writers).
     pub options: ConsumerOptions,
+    /// Time between two stale-session sweeps.
+    pub stale_sweep_interval: Duration,
+    /// Interim interval (seconds) assumed for sessions whose router sent none.
+    pub default_interim_interval: u32,
 }
 
 impl JournalConfig {
@@ -89,6 +93,8 @@ impl JournalConfig {
             group,
             batch_max: DEFAULT_BATCH_MAX,
             options: ConsumerOptions::default(),
+            stale_sweep_interval: Duration::from_secs(60),
+            default_interim_interval: DEFAULT_INTERIM_INTERVAL_SECS,
         }
     }
 }
@@ -941,7 +947,12 @@ pub async fn start(pool: PgPool, config: &JournalConfig) -> anyhow::Result<Journ
     let stats = ingest.stats();
     let (stop, stop_rx) = watch::channel(false);
     let consumer = tokio::spawn(run(ingest, stop_rx.clone()));
-    let stale = tokio::spawn(stale_timer(pool, stop_rx));
+    let stale = tokio::spawn(stale_timer(
+        pool,
+        config.stale_sweep_interval,
+        config.default_interim_interval,
+        stop_rx,
+    ));
     Ok(JournalHandle {
         stats,
         stop,
@@ -949,15 +960,20 @@ pub async fn start(pool: PgPool, config: &JournalConfig) -> anyhow::Result<Journ
     })
 }
 
-/// Closes stale sessions every [`STALE_INTERVAL`].
-async fn stale_timer(pool: PgPool, mut stop: watch::Receiver<bool>) {
+/// Closes stale sessions every `interval`.
+async fn stale_timer(
+    pool: PgPool,
+    interval: Duration,
+    default_interim: u32,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        if sleep_or_stop(STALE_INTERVAL, &mut stop).await {
+        if sleep_or_stop(interval, &mut stop).await {
             return;
         }
         let result = async {
             let mut tx = pool.begin().await?;
-            let n = close_stale(&mut tx, Utc::now()).await?;
+            let n = close_stale(&mut tx, Utc::now(), default_interim).await?;
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(n)
         }
@@ -966,7 +982,7 @@ async fn stale_timer(pool: PgPool, mut stop: watch::Receiver<bool>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "closed stale sessions"),
             Err(e) => {
-                tracing::warn!(error = %e, "closing stale sessions failed; next try in a minute")
+                tracing::warn!(error = %e, "closing stale sessions failed; trying again at the next sweep")
             }
         }
     }

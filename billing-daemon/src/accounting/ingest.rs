@@ -60,8 +60,9 @@ use sqlx::{PgConnection, Row};
 use super::event::{AccountingEvent, StatusType, terminate_cause_name};
 use crate::domain::Mac;
 
-/// Interim interval assumed for stale detection when the router sent none.
-pub const DEFAULT_INTERIM_INTERVAL_SECS: i64 = 300;
+/// Interim interval assumed for stale detection when the router sent none (the default of
+/// `JASIYO_DEFAULT_INTERIM_INTERVAL`).
+pub const DEFAULT_INTERIM_INTERVAL_SECS: u32 = 300;
 
 /// Advisory lock key serializing writers of `sessions` (ASCII "jsysess").
 const ACCOUNTING_LOCK: i64 = 0x006a_7379_7365_7373;
@@ -781,24 +782,30 @@ async fn write_usage(conn: &mut PgConnection, usage: &UsageDelta) -> Result<(), 
     Ok(())
 }
 
-/// Closes open sessions with no update for 2.5 x their interim interval
-/// ([`DEFAULT_INTERIM_INTERVAL_SECS`] when unknown) as of `now`: `stopped_at` becomes the last
-/// update, `closed_by = 'stale'`. Returns how many were closed. A later Interim or Stop from
-/// the router overrides this (see the module docs). Their subscribers are announced on the
+/// Closes open sessions with no update for 2.5 x their interim interval (`default_interim`
+/// seconds when the router sent none) as of `now`: `stopped_at` becomes the last update,
+/// `closed_by = 'stale'`. Returns how many were closed. A later Interim or Stop from the
+/// router overrides this (see the module docs). Their subscribers are announced on the
 /// snapshot channel, so a customer locked out by the simultaneous-use limit after a router
 /// power cut can log in again.
-pub async fn close_stale(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+///
+/// An interval the router sent below the RFC 2869 minimum of 60 s counts as 60 s (or as
+/// `default_interim`, if that is lower): that floor bounds the index range scanned.
+pub async fn close_stale(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    default_interim: u32,
+) -> Result<u64, sqlx::Error> {
     lock(conn).await?;
-    // The RFC 2869 minimum interval (60 s) bounds the index range scanned.
     let closed: Vec<Option<i64>> = sqlx::query_scalar(
         "UPDATE sessions SET stopped_at = last_update_at, closed_by = 'stale' \
          WHERE stopped_at IS NULL \
-           AND last_update_at < $1 - interval '150 seconds' \
+           AND last_update_at < $1 - make_interval(secs => 2.5 * LEAST(60, $2)) \
            AND last_update_at < $1 - make_interval(secs => 2.5 * COALESCE(interim_interval, $2)) \
          RETURNING subscriber_id",
     )
     .bind(now)
-    .bind(DEFAULT_INTERIM_INTERVAL_SECS as f64)
+    .bind(f64::from(default_interim))
     .fetch_all(&mut *conn)
     .await?;
     let count = closed.len() as u64;
