@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::acct::{AcctSession, Counters, accounting_on_off};
-use support::{DEADLINE, pap, quoted, spawn_stack};
+use support::{DEADLINE, pap, poll_async, quoted, spawn_stack};
 
 /// An Accounting-Request of one PPPoE session as RouterOS sends it.
 fn acct(status: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -116,18 +116,16 @@ async fn poll_sessions(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    loop {
+    let found = poll_async(DEADLINE, async || {
         let list = sessions_of(stack, username).await;
         if done(&list) {
-            return list;
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: not so after {DEADLINE:?}; sessions: {list:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    found.unwrap_or_else(|list| panic!("{what}: not so after {DEADLINE:?}; sessions: {list}"))
 }
 
 fn counters_of(s: &Value) -> (i64, i64, i64) {
@@ -280,8 +278,7 @@ async fn post_auth_results_reach_the_auth_log_with_reasons() {
     assert!(r.send(&pap("lola", "wrong")).await.is_reject());
     assert!(r.send(&pap("mona", "mona-pw")).await.is_reject());
 
-    let start = std::time::Instant::now();
-    loop {
+    let logged = poll_async(DEADLINE, async || {
         let lola = stack.api.get("/auth-log?username=lola").await;
         let mona = stack.api.get("/auth-log?username=mona").await;
         let has = |log: &Value, accepted: bool, reason: &str| {
@@ -296,13 +293,14 @@ async fn post_auth_results_reach_the_auth_log_with_reasons() {
             && has(&lola, false, "Invalid username or password")
             && has(&mona, false, "Account suspended")
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("lola {lola}, mona {mona}"))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "auth-log incomplete after {DEADLINE:?}: lola {lola}, mona {mona}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    })
+    .await;
+    if let Err(logs) = logged {
+        panic!("auth-log incomplete after {DEADLINE:?}: {logs}");
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use radius_proto::attr;
 use serde_json::json;
 use support::acct::{AcctSession, Counters};
-use support::{DEADLINE, Reply, StackOptions, pap, spawn_stack, spawn_stack_with};
+use support::{DEADLINE, Reply, StackOptions, pap, poll_async, spawn_stack, spawn_stack_with};
 
 /// How long a stale closure may take in a test: 2.5 intervals plus a sweep, on a busy machine.
 const STALE_DEADLINE: Duration = Duration::from_secs(60);
@@ -201,8 +201,7 @@ async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() 
     assert!(second.has("Message-Authenticator"), "{second}");
 
     // The reason is in the authentication log (journaled by post-auth).
-    let start = std::time::Instant::now();
-    loop {
+    let logged = poll_async(DEADLINE, async || {
         let log = stack.api.get("/auth-log?username=sam").await;
         let logged = log.as_array().is_some_and(|entries| {
             entries.iter().any(|e| {
@@ -212,14 +211,11 @@ async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() 
                         .is_some_and(|m| m.to_lowercase().contains("simultaneous"))
             })
         });
-        if logged {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "auth-log has no simultaneous-use reject: {log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if logged { Ok(()) } else { Err(log.to_string()) }
+    })
+    .await;
+    if let Err(log) = logged {
+        panic!("auth-log has no simultaneous-use reject after {DEADLINE:?}: {log}");
     }
 
     acct.send(

@@ -413,38 +413,42 @@ impl Stack {
     /// panics after [`DEADLINE`] with the last value. For rows that the journal
     /// consumer writes a few milliseconds after radiusd answered.
     pub(crate) async fn wait_for_sql(&self, sql: &str, expected: &str) -> String {
-        let start = Instant::now();
-        loop {
+        let found = poll_async(DEADLINE, async || {
             let got = self.sql(sql);
             if got.trim() == expected {
-                return got;
+                Ok(got)
+            } else {
+                Err(got)
             }
-            assert!(
-                start.elapsed() < DEADLINE,
+        })
+        .await;
+        found.unwrap_or_else(|got| {
+            panic!(
                 "{sql}: {got:?}, not {expected:?} after {DEADLINE:?}\n---- daemon log ----\n{}",
                 tail(&self.tmp().join("daemon.log"), 30)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        })
     }
 
     /// Waits until the journal is drained into Postgres (`/healthz` journal
     /// `committed == reserved`). After it, every acknowledged Accounting-Request
     /// and post-auth result is in the database.
     pub(crate) async fn wait_journal_drained(&self) {
-        let start = Instant::now();
-        loop {
+        let drained = poll_async(DEADLINE, async || {
             let h = self.health().await;
             let j = &h["journal"];
             if j["reserved"].is_u64() && j["reserved"] == j["committed"] {
-                return;
+                Ok(())
+            } else {
+                Err(h.to_string())
             }
-            assert!(
-                start.elapsed() < DEADLINE,
+        })
+        .await;
+        if let Err(h) = drained {
+            panic!(
                 "journal not drained after {DEADLINE:?}: {h}\n---- daemon log ----\n{}",
                 tail(&self.tmp().join("daemon.log"), 30)
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -788,16 +792,24 @@ pub(crate) async fn poll<T>(
     what: &str,
     mut check: impl FnMut() -> Option<T>,
 ) -> T {
+    poll_async(deadline, async || check().ok_or_else(String::new))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not so after {deadline:?}"))
+}
+
+/// The one polling loop of the harness: awaits `check` every 100 ms until it returns `Ok`;
+/// after `deadline`, returns the last `Err` (what it saw, for the caller's panic message).
+pub(crate) async fn poll_async<T>(
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let start = Instant::now();
     loop {
-        if let Some(value) = check() {
-            return value;
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(last) if start.elapsed() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        assert!(
-            start.elapsed() < deadline,
-            "{what}: not so after {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -1053,18 +1065,17 @@ impl Radius {
         what: &str,
         done: impl Fn(&Reply) -> bool,
     ) -> Reply {
-        let start = Instant::now();
-        loop {
+        let found = poll_async(DEADLINE, async || {
             let reply = self.send(&attrs()).await;
             if done(&reply) {
-                return reply;
+                Ok(reply)
+            } else {
+                Err(reply.to_string())
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{what}: not so after {DEADLINE:?}; last reply:\n{reply}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        found
+            .unwrap_or_else(|last| panic!("{what}: not so after {DEADLINE:?}; last reply:\n{last}"))
     }
 }
 
