@@ -332,7 +332,8 @@ async fn apply_range(
 async fn apply_split(conn: &mut PgConnection, d: &Decoded) -> Result<Vec<Refused>, sqlx::Error> {
     let mut refused = Vec::new();
     // Ranges still to apply, the next one last.
-    let mut todo = vec![0..d.items.len()];
+    let mut todo = Vec::new();
+    todo.push(0..d.items.len());
     while let Some(range) = todo.pop() {
         if range.is_empty() {
             continue;
