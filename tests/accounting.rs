@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::acct::{AcctSession, Counters, accounting_on_off};
-use support::{DEADLINE, pap, quoted, spawn_stack};
+use support::{DEADLINE, pap, poll_async, quoted, spawn_stack};
 
 /// An Accounting-Request of one PPPoE session as RouterOS sends it.
 fn acct(status: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -116,18 +116,16 @@ async fn poll_sessions(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    loop {
+    let found = poll_async(DEADLINE, async || {
         let list = sessions_of(stack, username).await;
         if done(&list) {
-            return list;
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: not so after {DEADLINE:?}; sessions: {list:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    found.unwrap_or_else(|list| panic!("{what}: not so after {DEADLINE:?}; sessions: {list}"))
 }
 
 fn counters_of(s: &Value) -> (i64, i64, i64) {
@@ -280,8 +278,7 @@ async fn post_auth_results_reach_the_auth_log_with_reasons() {
     assert!(r.send(&pap("lola", "wrong")).await.is_reject());
     assert!(r.send(&pap("mona", "mona-pw")).await.is_reject());
 
-    let start = std::time::Instant::now();
-    loop {
+    let logged = poll_async(DEADLINE, async || {
         let lola = stack.api.get("/auth-log?username=lola").await;
         let mona = stack.api.get("/auth-log?username=mona").await;
         let has = |log: &Value, accepted: bool, reason: &str| {
@@ -296,12 +293,86 @@ async fn post_auth_results_reach_the_auth_log_with_reasons() {
             && has(&lola, false, "Invalid username or password")
             && has(&mona, false, "Account suspended")
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("lola {lola}, mona {mona}"))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "auth-log incomplete after {DEADLINE:?}: lola {lola}, mona {mona}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    })
+    .await;
+    if let Err(logs) = logged {
+        panic!("auth-log incomplete after {DEADLINE:?}: {logs}");
     }
+}
+
+#[tokio::test]
+async fn a_packet_postgres_cannot_store_is_set_aside_and_the_rest_lands() {
+    let mut stack = spawn_stack().await;
+    let plan = stack.create_plan(json!({"simultaneous_use": null})).await;
+    stack
+        .create_subscriber("paula", "paula-pw", plan, json!({}))
+        .await;
+    // An operator's rule that one session breaks: Postgres refuses that row (SQLSTATE 23514)
+    // although the packet decodes, as it refuses any value it cannot store.
+    stack.sql(
+        "ALTER TABLE sessions ADD CONSTRAINT e2e_poison CHECK (acct_session_id <> '80dead01')",
+    );
+    // With the daemon stopped, radiusd still journals every packet, so the daemon later
+    // reads them all as one batch with the poison in the middle.
+    stack.stop_daemon();
+    let acct = stack.acct();
+    let good = |i: u32| AcctSession::new("paula", &format!("80900{i:03}"), 20 + i);
+    for i in 0..3 {
+        acct.send(good(i).start(), DEADLINE).await;
+    }
+    // A User-Name with a NUL byte: valid UTF-8, never storable as Postgres text.
+    acct.send(
+        AcctSession::new("pau\0la", "80nul001", 90).start(),
+        DEADLINE,
+    )
+    .await;
+    acct.send(AcctSession::new("paula", "80dead01", 91).start(), DEADLINE)
+        .await;
+    for i in 3..6 {
+        acct.send(good(i).start(), DEADLINE).await;
+    }
+    acct.send(
+        good(1).interim(Counters {
+            input: 7000,
+            output: 9000,
+            seconds: 60,
+        }),
+        DEADLINE,
+    )
+    .await;
+    stack.start_daemon().await;
+    stack.wait_journal_drained().await;
+
+    let sessions = sessions_of(&stack, "paula").await;
+    assert_eq!(sessions.len(), 6, "{sessions:?}");
+    assert!(sessions.iter().all(|s| s["online"] == json!(true)));
+    let s1 = sessions
+        .iter()
+        .find(|s| s["acct_session_id"] == json!("80900001"))
+        .expect("session 80900001");
+    assert_eq!(counters_of(s1), (7000, 9000, 60));
+    let rejects = stack.sql(
+        "SELECT string_agg(CASE WHEN error LIKE '%NUL byte%' THEN 'nul' \
+           WHEN error LIKE '%23514%' AND error LIKE '%e2e_poison%' THEN 'refused' \
+           ELSE error END, ',' ORDER BY journal_position) FROM accounting_rejects",
+    );
+    assert_eq!(rejects, "nul,refused");
+    // The raw packets are kept for whoever repairs them.
+    assert_eq!(
+        stack.sql(
+            "SELECT count(*) FROM accounting_rejects \
+             WHERE position(convert_to('80dead01', 'UTF8') in raw) > 0 \
+                OR position('\\x70617500'::bytea in raw) > 0"
+        ),
+        "2"
+    );
+    let health = stack.health().await;
+    let j = &health["journal"];
+    assert_eq!(j["rejects_total"], 2, "{health}");
+    assert_eq!(j["refused_total"], 1, "{health}");
+    assert_eq!(j["accounting_total"], 7, "{health}");
 }

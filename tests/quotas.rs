@@ -5,9 +5,17 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use radius_proto::attr;
 use serde_json::json;
 use support::acct::{AcctSession, Counters};
-use support::{DEADLINE, Reply, pap, spawn_stack};
+use support::{DEADLINE, Reply, StackOptions, pap, poll_async, spawn_stack, spawn_stack_with};
+
+/// How long a stale closure may take in a test: 2.5 intervals plus a sweep, on a busy machine.
+const STALE_DEADLINE: Duration = Duration::from_secs(60);
 
 fn total_limit(reply: &Reply) -> Option<u64> {
     let low: u64 = reply.attr("Mikrotik-Total-Limit")?.parse().ok()?;
@@ -193,8 +201,7 @@ async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() 
     assert!(second.has("Message-Authenticator"), "{second}");
 
     // The reason is in the authentication log (journaled by post-auth).
-    let start = std::time::Instant::now();
-    loop {
+    let logged = poll_async(DEADLINE, async || {
         let log = stack.api.get("/auth-log?username=sam").await;
         let logged = log.as_array().is_some_and(|entries| {
             entries.iter().any(|e| {
@@ -204,14 +211,11 @@ async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() 
                         .is_some_and(|m| m.to_lowercase().contains("simultaneous"))
             })
         });
-        if logged {
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "auth-log has no simultaneous-use reject: {log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if logged { Ok(()) } else { Err(log.to_string()) }
+    })
+    .await;
+    if let Err(log) = logged {
+        panic!("auth-log has no simultaneous-use reject after {DEADLINE:?}: {log}");
     }
 
     acct.send(
@@ -237,4 +241,92 @@ async fn a_second_simultaneous_login_is_rejected_until_the_first_session_ends() 
         .await;
     r.poll_until(login, "accepted after Accounting-On", |r| r.is_accept())
         .await;
+}
+
+#[tokio::test]
+async fn stale_session_closure_keeps_customers_from_being_locked_out_after_a_router_power_cut() {
+    // A session without Acct-Interim-Interval is stale after 2.5 x 1 s here, swept every second.
+    let stack = spawn_stack_with(StackOptions {
+        stale_sweep_interval: Some(1),
+        default_interim_interval: Some(1),
+        ..StackOptions::default()
+    })
+    .await;
+    let plan = stack.create_plan(json!({"simultaneous_use": 1})).await;
+    stack
+        .create_subscriber("pia", "pia-pw", plan, json!({}))
+        .await;
+    let r = &stack.radius;
+    let login = || pap("pia", "pia-pw");
+    r.poll_until(login, "pia accepted", |r| r.is_accept()).await;
+
+    let acct = stack.acct();
+    let session = AcctSession::new("pia", "81b00001", 7);
+    acct.send(session.start(), DEADLINE).await;
+    // The router keeps the session alive with Interims while the second login is tried. Should
+    // the test stall long enough for a sweep to close it anyway, the next Interim reopens it,
+    // so the rejection below is reached either way.
+    let stop = Arc::new(AtomicBool::new(false));
+    let alive = tokio::spawn({
+        let (acct, session, stop) = (acct.clone(), session.clone(), stop.clone());
+        async move {
+            let mut c = Counters::default();
+            while !stop.load(Ordering::Relaxed) {
+                c.input += 1000;
+                c.output += 3000;
+                c.seconds += 1;
+                acct.send(session.interim(c), DEADLINE).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            c
+        }
+    });
+    r.poll_until(login, "second login rejected", |r| {
+        rejected_for(r, "simultaneous")
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let last = alive.await.expect("keep-alive task");
+
+    // Power cut: the router says nothing more. The sweep closes the session at its last
+    // update, and the customer gets back in.
+    let closed = support::poll(STALE_DEADLINE, "session closed as stale", || {
+        let row = stack.sql(
+            "SELECT closed_by, stopped_at = last_update_at, session_seconds \
+             FROM sessions WHERE acct_session_id = '81b00001'",
+        );
+        row.starts_with("stale|").then_some(row)
+    })
+    .await;
+    assert_eq!(closed, format!("stale|t|{}", last.seconds));
+    r.poll_until(login, "accepted again after the stale closure", |r| {
+        r.is_accept()
+    })
+    .await;
+
+    // The router was only unreachable: its late Interim (now saying it reports hourly)
+    // reopens the session, which counts against the limit again.
+    let late = Counters {
+        input: last.input + 5000,
+        output: last.output + 5000,
+        seconds: last.seconds + 30,
+    };
+    acct.send(
+        session
+            .interim(late)
+            .with_integer(attr::ACCT_INTERIM_INTERVAL, 3600),
+        DEADLINE,
+    )
+    .await;
+    stack
+        .wait_for_sql(
+            "SELECT coalesce(closed_by, 'open'), stopped_at IS NULL, input_bytes \
+             FROM sessions WHERE acct_session_id = '81b00001'",
+            &format!("open|t|{}", late.input),
+        )
+        .await;
+    r.poll_until(login, "rejected again once reopened", |r| {
+        rejected_for(r, "simultaneous")
+    })
+    .await;
 }

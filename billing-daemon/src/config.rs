@@ -23,6 +23,8 @@
 //!
 //! Durations are seconds (decimals allowed: `0.2`). The `coa_*` four are RFC 5080's IRT,
 //! MRT, MRC and MRD, and their defaults are the RFC's.
+//! | `stale_sweep_interval`  | `JASIYO_STALE_SWEEP_INTERVAL`  | `60` (seconds between stale-session sweeps)  |
+//! | `default_interim_interval` | `JASIYO_DEFAULT_INTERIM_INTERVAL` | `300` (seconds; assumed when a router sends no Acct-Interim-Interval) |
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
@@ -90,7 +92,13 @@ struct FileConfig {
     enforcement_rounds: Option<u32>,
     enforcement_round_backoff: Option<f64>,
     mpesa: Option<MpesaFile>,
+    stale_sweep_interval: Option<u32>,
+    default_interim_interval: Option<u32>,
 }
+
+pub use crate::accounting::DEFAULT_INTERIM_INTERVAL_SECS;
+/// Default time between stale-session sweeps.
+pub const DEFAULT_STALE_SWEEP_SECS: u32 = 60;
 
 /// Default journal file.
 pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/jasiyo/journal/accounting.journal";
@@ -171,6 +179,10 @@ pub struct Settings {
     pub enforcement: EnforcementConfig,
     /// M-Pesa (None: off). See [`crate::payments::config`].
     pub mpesa: Option<MpesaSettings>,
+    /// Time between two sweeps closing stale sessions.
+    pub stale_sweep_interval: Duration,
+    /// Interim interval (seconds) assumed for a session whose router sent none.
+    pub default_interim_interval: u32,
 }
 
 impl Settings {
@@ -248,6 +260,29 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(DEFAULT_JOURNAL_CAPACITY),
         };
+        let seconds = |key: &str, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
+            let n = match env(key) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
+                None => file.unwrap_or(default),
+            };
+            if n == 0 {
+                bail!("{key} must be at least 1 second");
+            }
+            Ok(n)
+        };
+        let stale_sweep_interval = Duration::from_secs(u64::from(seconds(
+            "JASIYO_STALE_SWEEP_INTERVAL",
+            f.stale_sweep_interval,
+            DEFAULT_STALE_SWEEP_SECS,
+        )?));
+        let default_interim_interval = seconds(
+            "JASIYO_DEFAULT_INTERIM_INTERVAL",
+            f.default_interim_interval,
+            DEFAULT_INTERIM_INTERVAL_SECS,
+        )?;
         if journal_capacity % 4096 != 0 || journal_capacity < 4096 {
             bail!("journal capacity {journal_capacity} must be a positive multiple of 4096 bytes");
         }
@@ -329,6 +364,8 @@ impl Settings {
             journal_capacity,
             enforcement,
             mpesa,
+            stale_sweep_interval,
+            default_interim_interval,
         };
         settings.connect_options()?;
         Ok(settings)
@@ -392,6 +429,39 @@ mod tests {
         assert_eq!(s.radius.auth_port, 1812);
         assert_eq!(s.journal_path, PathBuf::from(DEFAULT_JOURNAL_PATH));
         assert_eq!(s.journal_capacity, 64 << 20);
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.default_interim_interval, 300);
+    }
+
+    #[test]
+    fn stale_session_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "stale_sweep_interval = 30\ndefault_interim_interval = 120\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(30));
+        assert_eq!(s.default_interim_interval, 120);
+        let s = Settings::load_with(
+            Some(&path),
+            env_of(&[
+                ("JASIYO_STALE_SWEEP_INTERVAL", "1"),
+                ("JASIYO_DEFAULT_INTERIM_INTERVAL", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.stale_sweep_interval, Duration::from_secs(1));
+        assert_eq!(s.default_interim_interval, 2);
+        for bad in ["0", "-1", "1m", ""] {
+            let pairs = [("JASIYO_STALE_SWEEP_INTERVAL", bad)];
+            assert!(
+                Settings::load_with(None, env_of(&pairs)).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,12 +35,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("publishing the first snapshot")?;
     // The snapshot group is radiusd's: the module appends to the journal as that user.
-    let journal = consumer::start(
-        pool.clone(),
-        &JournalConfig::new(&settings.journal_path, settings.journal_capacity, gid),
-    )
-    .await
-    .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
+    let journal_config = JournalConfig {
+        stale_sweep_interval: settings.stale_sweep_interval,
+        default_interim_interval: settings.default_interim_interval,
+        ..JournalConfig::new(&settings.journal_path, settings.journal_capacity, gid)
+    };
+    let journal = consumer::start(pool.clone(), &journal_config)
+        .await
+        .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
     let enforcer = enforcement::start(pool.clone(), settings.enforcement);
     let mpesa = settings.mpesa.clone().map(Mpesa::new).transpose()?;
     let reconciler = mpesa

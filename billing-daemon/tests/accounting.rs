@@ -10,7 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use billing_daemon::accounting::{AccountingEvent, AuthResult, close_stale, record_auth_results};
+use billing_daemon::accounting::{
+    AccountingEvent, AuthResult, DEFAULT_INTERIM_INTERVAL_SECS, close_stale, record_auth_results,
+};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use common::{TestApp, apply};
 use radius_proto::Packet;
@@ -550,27 +552,43 @@ async fn stale_sessions_close_and_the_router_overrides(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     // bob: 2.5 x 60 s; alice: 2.5 x the default 300 s.
     assert_eq!(
-        close_stale(&mut conn, t0() + Duration::seconds(150))
-            .await
-            .unwrap(),
+        close_stale(
+            &mut conn,
+            t0() + Duration::seconds(150),
+            DEFAULT_INTERIM_INTERVAL_SECS
+        )
+        .await
+        .unwrap(),
         0
     );
     assert_eq!(
-        close_stale(&mut conn, t0() + Duration::seconds(151))
-            .await
-            .unwrap(),
+        close_stale(
+            &mut conn,
+            t0() + Duration::seconds(151),
+            DEFAULT_INTERIM_INTERVAL_SECS
+        )
+        .await
+        .unwrap(),
         1
     );
     assert_eq!(
-        close_stale(&mut conn, t0() + Duration::seconds(750))
-            .await
-            .unwrap(),
+        close_stale(
+            &mut conn,
+            t0() + Duration::seconds(750),
+            DEFAULT_INTERIM_INTERVAL_SECS
+        )
+        .await
+        .unwrap(),
         0
     );
     assert_eq!(
-        close_stale(&mut conn, t0() + Duration::seconds(751))
-            .await
-            .unwrap(),
+        close_stale(
+            &mut conn,
+            t0() + Duration::seconds(751),
+            DEFAULT_INTERIM_INTERVAL_SECS
+        )
+        .await
+        .unwrap(),
         1
     );
     drop(conn);
@@ -609,6 +627,16 @@ async fn stale_sessions_close_and_the_router_overrides(pool: PgPool) {
             Some("User-Request".into())
         )
     );
+    // With a lower configured default (2 s), alice's reopened session is stale 5 s after
+    // her last Interim.
+    let mut conn = pool.acquire().await.unwrap();
+    let last = t0() + Duration::seconds(900);
+    for (after, closed) in [(5, 0), (6, 1)] {
+        let n = close_stale(&mut conn, last + Duration::seconds(after), 2)
+            .await
+            .unwrap();
+        assert_eq!(n, closed, "{after} s after the last update");
+    }
 }
 
 #[sqlx::test]

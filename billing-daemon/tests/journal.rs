@@ -273,3 +273,142 @@ async fn postgres_errors_never_advance_the_journal(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM auth_log").await, 1);
     handle.shutdown().await;
 }
+
+#[sqlx::test(migrator = "billing_daemon::MIGRATOR")]
+async fn records_postgres_refuses_are_isolated_and_the_rest_lands_once(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let mut ingest = JournalIngest::open(pool.clone(), &config(&path))
+        .await
+        .unwrap();
+    let writer = JournalWriter::open(&path).unwrap();
+    // Rules of this database that one record of each kind breaks (SQLSTATE 23514): what a
+    // value Postgres cannot store does to a batch, without the decoder catching it first.
+    for sql in [
+        "ALTER TABLE sessions ADD CONSTRAINT poison CHECK (acct_session_id <> 'poison')",
+        "ALTER TABLE auth_log ADD CONSTRAINT poison CHECK (username <> 'poison')",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    for i in 0..10 {
+        writer
+            .append(&accounting(acct_packet(
+                st::START,
+                &format!("u{i}"),
+                &format!("s{i}"),
+                0,
+                0,
+            )))
+            .unwrap();
+        writer.append(&auth(&format!("u{i}"), true)).unwrap();
+        if i == 4 {
+            writer
+                .append(&accounting(acct_packet(st::START, "eve", "poison", 0, 0)))
+                .unwrap();
+            // A NUL byte: the decoder refuses it before Postgres sees it.
+            writer
+                .append(&accounting(acct_packet(st::START, "eve\0", "s-nul", 0, 0)))
+                .unwrap();
+        }
+        if i == 7 {
+            writer.append(&auth("poison", false)).unwrap();
+        }
+    }
+    // A later Interim of a good session in the same batch still applies after the split.
+    writer
+        .append(&accounting(acct_packet(
+            st::INTERIM_UPDATE,
+            "u3",
+            "s3",
+            500,
+            30,
+        )))
+        .unwrap();
+
+    let batch = ingest.read().await.unwrap();
+    assert_eq!(batch.entries.len(), 24);
+    let poison_positions = [
+        batch.entries[10].position,
+        batch.entries[11].position,
+        batch.entries[18].position,
+    ];
+    // A problem of the schema is no record's fault: nothing is rejected, the batch stays.
+    sqlx::query("ALTER TABLE usage_daily RENAME TO usage_daily_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // u3's Interim counts usage only once u3 is a subscriber.
+    sqlx::query(
+        "INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, service) \
+         VALUES ('p', '1M/1M', 1, 86400, 'both')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO subscribers (username, password, plan_id, expires_at) \
+         SELECT 'u3', 'pw', id, now() + interval '1 day' FROM plans",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = ingest.store(&batch).await.unwrap_err();
+    assert_eq!(
+        consumer::Failure::of(&err),
+        consumer::Failure::Other,
+        "{err}"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM accounting_rejects").await,
+        0
+    );
+    sqlx::query("ALTER TABLE usage_daily_away RENAME TO usage_daily")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let outcome = ingest.store(&batch).await.unwrap();
+    ingest.commit(&batch).await.unwrap();
+    assert_eq!(
+        (outcome.accounting, outcome.auth_results, outcome.rejects),
+        (11, 10, 3)
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM sessions").await, 10);
+    assert_eq!(count(&pool, "SELECT count(*) FROM auth_log").await, 10);
+    assert_eq!(session(&pool, "s3").await, (500, 30, false));
+    assert_eq!(
+        count(&pool, "SELECT input_bytes FROM usage_daily").await,
+        500,
+        "usage counted once"
+    );
+    let rows: Vec<(i64, Option<String>, Vec<u8>, String)> = sqlx::query_as(
+        "SELECT journal_position, source, raw, error FROM accounting_rejects \
+         ORDER BY journal_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let positions: Vec<u64> = rows.iter().map(|r| r.0 as u64).collect();
+    assert_eq!(positions, poison_positions);
+    // The Accounting-Request keeps its packet, the auth result its journal record.
+    let JournalRecord::Accounting { packet, .. } =
+        JournalRecord::decode(&batch.entries[10].data).unwrap()
+    else {
+        panic!("an accounting record")
+    };
+    assert_eq!(rows[0].2, packet);
+    assert_eq!(rows[0].1.as_deref(), Some("192.0.2.1:40000"));
+    assert!(
+        rows[0].3.contains("23514") && rows[0].3.contains("poison"),
+        "{}",
+        rows[0].3
+    );
+    assert!(rows[1].3.contains("NUL"), "{}", rows[1].3);
+    assert_eq!(rows[2].2, batch.entries[18].data);
+    assert!(rows[2].3.contains("23514"), "{}", rows[2].3);
+    let stored: i64 = count(&pool, "SELECT position FROM journal_progress").await;
+    assert_eq!(stored as u64, batch.end);
+    let st = ingest.stats().status();
+    assert_eq!((st.rejects_total, st.refused_total), (3, 2));
+    assert_eq!(st.committed, batch.end);
+}

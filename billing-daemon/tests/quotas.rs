@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
 use axum::http::StatusCode;
-use billing_daemon::accounting::{AccountingEvent, apply_batch, close_stale};
+use billing_daemon::accounting::{
+    AccountingEvent, DEFAULT_INTERIM_INTERVAL_SECS, apply_batch, close_stale,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{TestApp, apply};
 use jasiyo_snapshot::Snapshot;
@@ -279,9 +281,13 @@ async fn open_session_changes_are_announced(pool: PgPool) {
     drain(&mut l).await;
     let mut tx = pool.begin().await.unwrap();
     assert_eq!(
-        close_stale(&mut tx, t0() + Duration::seconds(2000))
-            .await
-            .unwrap(),
+        close_stale(
+            &mut tx,
+            t0() + Duration::seconds(2000),
+            DEFAULT_INTERIM_INTERVAL_SECS
+        )
+        .await
+        .unwrap(),
         1
     );
     tx.commit().await.unwrap();
@@ -391,9 +397,13 @@ async fn the_snapshot_carries_open_sessions_and_allowances(pool: PgPool) {
 
     // Stale closure frees the slots.
     let mut tx = pool.begin().await.unwrap();
-    close_stale(&mut tx, t0() + Duration::seconds(5000))
-        .await
-        .unwrap();
+    close_stale(
+        &mut tx,
+        t0() + Duration::seconds(5000),
+        DEFAULT_INTERIM_INTERVAL_SECS,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     wait_for(dir.path(), "stale sessions closed", |s| {
         ["alice", "bob", "carol"]

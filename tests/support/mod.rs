@@ -101,6 +101,12 @@ pub(crate) struct StackOptions {
     /// shorten the Disconnect/CoA retransmission times so a silent router is given up on
     /// in seconds).
     pub(crate) daemon_env: Vec<(&'static str, String)>,
+    /// Seconds between the daemon's stale-session sweeps (`JASIYO_STALE_SWEEP_INTERVAL`;
+    /// `None`: the daemon's default).
+    pub(crate) stale_sweep_interval: Option<u32>,
+    /// Interim interval the daemon assumes when a router sends none
+    /// (`JASIYO_DEFAULT_INTERIM_INTERVAL`, seconds; `None`: the daemon's default).
+    pub(crate) default_interim_interval: Option<u32>,
 }
 
 impl Default for StackOptions {
@@ -110,6 +116,8 @@ impl Default for StackOptions {
             own_postgres: false,
             journal_capacity: "8M".to_owned(),
             daemon_env: Vec::new(),
+            stale_sweep_interval: None,
+            default_interim_interval: None,
         }
     }
 }
@@ -131,6 +139,7 @@ pub(crate) struct Stack {
     pg: Option<PgCluster>,
     dir: Option<tempfile::TempDir>,
     journal_capacity: String,
+    /// Settings of the daemon from [`StackOptions`] (environment variables).
     daemon_env: Vec<(&'static str, String)>,
     /// The `/radius incoming` port of the local router: a socket of ours that never
     /// answers, so Disconnects the daemon sends it go nowhere else (3799 on this machine
@@ -167,7 +176,17 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         pg: None,
         dir: None,
         journal_capacity: options.journal_capacity.clone(),
-        daemon_env: options.daemon_env.clone(),
+        daemon_env: [
+            ("JASIYO_STALE_SWEEP_INTERVAL", options.stale_sweep_interval),
+            (
+                "JASIYO_DEFAULT_INTERIM_INTERVAL",
+                options.default_interim_interval,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?.to_string())))
+        .chain(options.daemon_env.iter().cloned())
+        .collect(),
         coa_sink: free_udp_socket(),
     };
     let tmp = dir.path().to_path_buf();
@@ -408,38 +427,42 @@ impl Stack {
     /// panics after [`DEADLINE`] with the last value. For rows that the journal
     /// consumer writes a few milliseconds after radiusd answered.
     pub(crate) async fn wait_for_sql(&self, sql: &str, expected: &str) -> String {
-        let start = Instant::now();
-        loop {
+        let found = poll_async(DEADLINE, async || {
             let got = self.sql(sql);
             if got.trim() == expected {
-                return got;
+                Ok(got)
+            } else {
+                Err(got)
             }
-            assert!(
-                start.elapsed() < DEADLINE,
+        })
+        .await;
+        found.unwrap_or_else(|got| {
+            panic!(
                 "{sql}: {got:?}, not {expected:?} after {DEADLINE:?}\n---- daemon log ----\n{}",
                 tail(&self.tmp().join("daemon.log"), 30)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            )
+        })
     }
 
     /// Waits until the journal is drained into Postgres (`/healthz` journal
     /// `committed == reserved`). After it, every acknowledged Accounting-Request
     /// and post-auth result is in the database.
     pub(crate) async fn wait_journal_drained(&self) {
-        let start = Instant::now();
-        loop {
+        let drained = poll_async(DEADLINE, async || {
             let h = self.health().await;
             let j = &h["journal"];
             if j["reserved"].is_u64() && j["reserved"] == j["committed"] {
-                return;
+                Ok(())
+            } else {
+                Err(h.to_string())
             }
-            assert!(
-                start.elapsed() < DEADLINE,
+        })
+        .await;
+        if let Err(h) = drained {
+            panic!(
                 "journal not drained after {DEADLINE:?}: {h}\n---- daemon log ----\n{}",
                 tail(&self.tmp().join("daemon.log"), 30)
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -791,16 +814,24 @@ pub(crate) async fn poll<T>(
     what: &str,
     mut check: impl FnMut() -> Option<T>,
 ) -> T {
+    poll_async(deadline, async || check().ok_or_else(String::new))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not so after {deadline:?}"))
+}
+
+/// The one polling loop of the harness: awaits `check` every 100 ms until it returns `Ok`;
+/// after `deadline`, returns the last `Err` (what it saw, for the caller's panic message).
+pub(crate) async fn poll_async<T>(
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let start = Instant::now();
     loop {
-        if let Some(value) = check() {
-            return value;
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(last) if start.elapsed() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-        assert!(
-            start.elapsed() < deadline,
-            "{what}: not so after {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -1056,18 +1087,17 @@ impl Radius {
         what: &str,
         done: impl Fn(&Reply) -> bool,
     ) -> Reply {
-        let start = Instant::now();
-        loop {
+        let found = poll_async(DEADLINE, async || {
             let reply = self.send(&attrs()).await;
             if done(&reply) {
-                return reply;
+                Ok(reply)
+            } else {
+                Err(reply.to_string())
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{what}: not so after {DEADLINE:?}; last reply:\n{reply}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        found
+            .unwrap_or_else(|last| panic!("{what}: not so after {DEADLINE:?}; last reply:\n{last}"))
     }
 }
 

@@ -25,10 +25,15 @@
 //!
 //! A Postgres error keeps the batch in memory and retries it with a capped exponential
 //! back-off (100 ms to 5 s); the journal is never committed past what Postgres holds, and
-//! radiusd keeps answering until the journal is full. Gaps of writers that died and records
+//! radiusd keeps answering until the journal is full. Except when Postgres refuses the
+//! batch's data ([`Failure`]): retrying would fail forever and fill the journal, so the
+//! batch is split until the refused records are isolated; they go to `accounting_rejects`
+//! with Postgres' error and the rest lands, in the one transaction (see
+//! [`JournalIngest::store`]). Gaps of writers that died and records
 //! torn by a machine crash are logged as errors (their packets were never acknowledged, or
 //! were lost with the page cache).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,12 +43,14 @@ use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use jasiyo_journal::{Batch, ConsumerOptions, JournalConsumer, JournalRecord};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::event::AccountingEvent;
-use super::ingest::{AuthResult, apply_batch, close_stale, record_auth_results};
+use super::event::{AccountingEvent, NUL_IN_TEXT};
+use super::ingest::{
+    AuthResult, DEFAULT_INTERIM_INTERVAL_SECS, apply_batch, close_stale, record_auth_results,
+};
 
 /// Largest batch: big enough that the per-batch statements are amortized (ingest does a
 /// fixed handful per batch), small enough to keep one transaction short.
@@ -57,8 +64,6 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often the lag is checked (and logged when above a tenth of the journal).
 const LAG_CHECK: Duration = Duration::from_secs(10);
-/// Interval of the stale-session timer.
-pub const STALE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the journal is and how to consume it.
 #[derive(Debug, Clone)]
@@ -73,6 +78,10 @@ pub struct JournalConfig {
     pub batch_max: usize,
     /// Consumer options (grace period for stalled writers).
     pub options: ConsumerOptions,
+    /// Time between two stale-session sweeps.
+    pub stale_sweep_interval: Duration,
+    /// Interim interval (seconds) assumed for sessions whose router sent none.
+    pub default_interim_interval: u32,
 }
 
 impl JournalConfig {
@@ -84,6 +93,8 @@ impl JournalConfig {
             group,
             batch_max: DEFAULT_BATCH_MAX,
             options: ConsumerOptions::default(),
+            stale_sweep_interval: Duration::from_secs(60),
+            default_interim_interval: DEFAULT_INTERIM_INTERVAL_SECS,
         }
     }
 }
@@ -99,6 +110,7 @@ pub struct JournalStats {
     accounting: AtomicU64,
     auth_results: AtomicU64,
     rejects: AtomicU64,
+    refused: AtomicU64,
     skipped: AtomicU64,
     abandoned: AtomicU64,
     corrupt: AtomicU64,
@@ -124,8 +136,10 @@ pub struct JournalStatus {
     pub accounting_total: u64,
     /// Post-auth results written to the auth log.
     pub auth_results_total: u64,
-    /// Records kept in `accounting_rejects`.
+    /// Records kept in `accounting_rejects` (undecodable or refused by Postgres).
     pub rejects_total: u64,
+    /// Of those, the records Postgres refused (found by splitting their batch).
+    pub refused_total: u64,
     /// Records skipped because Postgres already had them (after a crash).
     pub skipped_total: u64,
     /// Gaps of writers that died or stalled (never acknowledged).
@@ -151,6 +165,7 @@ impl JournalStats {
             accounting_total: get(&self.accounting),
             auth_results_total: get(&self.auth_results),
             rejects_total: get(&self.rejects),
+            refused_total: get(&self.refused),
             skipped_total: get(&self.skipped),
             abandoned_total: get(&self.abandoned),
             corrupt_total: get(&self.corrupt),
@@ -183,6 +198,198 @@ struct Reject {
     source: Option<String>,
     raw: Vec<u8>,
     error: String,
+}
+
+/// The decoded records of a batch. `items` is every record for Postgres in journal order;
+/// the events and auth results are in that order too, so a range of items is a range of
+/// each (see [`Decoded::slices`]).
+#[derive(Default)]
+struct Decoded {
+    items: Vec<Item>,
+    events: Vec<AccountingEvent>,
+    auths: Vec<AuthResult>,
+    /// Records that could not be decoded.
+    rejects: Vec<Reject>,
+}
+
+/// Where a decoded record came from.
+#[derive(Clone, Copy)]
+struct Item {
+    /// Index in the batch's entries.
+    entry: usize,
+    position: u64,
+    /// An accounting event (else an auth result).
+    event: bool,
+}
+
+impl Item {
+    fn new(entry: usize, position: u64, event: bool) -> Self {
+        Self {
+            entry,
+            position,
+            event,
+        }
+    }
+}
+
+impl Decoded {
+    /// The events and auth results of `items[range]`.
+    fn slices(&self, range: Range<usize>) -> (&[AccountingEvent], &[AuthResult]) {
+        let events_before = |i: usize| self.items[..i].iter().filter(|it| it.event).count();
+        let (e0, e1) = (events_before(range.start), events_before(range.end));
+        let (a0, a1) = (range.start - e0, range.end - e1);
+        (&self.events[e0..e1], &self.auths[a0..a1])
+    }
+}
+
+/// A decoded record Postgres refused on its own.
+struct Refused {
+    entry: usize,
+    position: u64,
+    event: bool,
+    received_at: Option<DateTime<Utc>>,
+    source: Option<String>,
+    error: String,
+}
+
+impl Refused {
+    /// Its `accounting_rejects` row; `record` is its journal record. Like an undecodable
+    /// record, an Accounting-Request keeps the packet, anything else the record.
+    fn reject(&self, record: &[u8]) -> Reject {
+        let raw = match JournalRecord::decode(record) {
+            Ok(JournalRecord::Accounting { packet, .. }) => packet,
+            _ => record.to_vec(),
+        };
+        Reject {
+            position: self.position,
+            received_at: self.received_at,
+            source: self.source.clone(),
+            raw,
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// What kind of failure a Postgres error is, which decides what the consumer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection, the server or a conflict (SQLSTATE classes 08, 40, 53, 55, 57, 58; I/O,
+    /// pool timeouts): the same batch will go through later. Retried with back-off.
+    Transient,
+    /// Postgres refuses the values (classes 22, 23; 54000, a value too large for an index):
+    /// some record of the batch cannot be stored as it is. The batch is split to find it.
+    Data,
+    /// Anything else: the schema, privileges, a bug (class 42 and the rest). The statements
+    /// are fixed and every value is a parameter, so this is not any record's fault; rejecting
+    /// records for it would move all accounting into `accounting_rejects`. Retried with
+    /// back-off (the journal holds the records until it is fixed), and logged as an error.
+    Other,
+}
+
+impl Failure {
+    /// The kind of `e`.
+    pub fn of(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(db) => db.code().map_or(Self::Other, |c| Self::of_sqlstate(&c)),
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Transient,
+            _ => Self::Other,
+        }
+    }
+
+    /// The kind of a SQLSTATE.
+    pub fn of_sqlstate(code: &str) -> Self {
+        match code.get(..2) {
+            Some("08" | "40" | "53" | "55" | "57" | "58") => Self::Transient,
+            Some("22" | "23") => Self::Data,
+            _ if code == "54000" => Self::Data,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Applies `items[range]` of `d` (accounting, then auth results).
+async fn apply_range(
+    conn: &mut PgConnection,
+    d: &Decoded,
+    range: Range<usize>,
+) -> Result<(), sqlx::Error> {
+    let (events, auths) = d.slices(range);
+    apply_batch(conn, events).await?;
+    record_auth_results(conn, auths).await?;
+    Ok(())
+}
+
+/// Applies every item of `d` in journal order, each range under a savepoint, splitting a
+/// range Postgres refuses for its data in halves until the records it refuses on their own
+/// are found; returns those. Applying consecutive ranges in order is the same as applying
+/// them at once (see [`apply_batch`]), so what lands is what a whole batch without the
+/// refused records would have done. Any other error ends it.
+async fn apply_split(conn: &mut PgConnection, d: &Decoded) -> Result<Vec<Refused>, sqlx::Error> {
+    let mut refused = Vec::new();
+    // Ranges still to apply, the next one last.
+    let mut todo = Vec::new();
+    todo.push(0..d.items.len());
+    while let Some(range) = todo.pop() {
+        if range.is_empty() {
+            continue;
+        }
+        let mut savepoint = conn.begin().await?;
+        match apply_range(&mut savepoint, d, range.clone()).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(e) if Failure::of(&e) == Failure::Data => {
+                savepoint.rollback().await?;
+                if range.len() > 1 {
+                    let mid = range.start + range.len() / 2;
+                    todo.push(mid..range.end);
+                    todo.push(range.start..mid);
+                    continue;
+                }
+                let item = d.items[range.start];
+                let (received_at, source) = if item.event {
+                    let e = &d
+                        .slices(range)
+                        .0
+                        .first()
+                        .expect("an event item has its event");
+                    (Some(e.received_at), Some(e.source.to_string()))
+                } else {
+                    let a = &d
+                        .slices(range)
+                        .1
+                        .first()
+                        .expect("an auth item has its result");
+                    (None, a.source.map(|s| s.to_string()))
+                };
+                refused.push(Refused {
+                    entry: item.entry,
+                    position: item.position,
+                    event: item.event,
+                    received_at,
+                    source,
+                    error: refusal(&e),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
+}
+
+/// The reason stored for a record Postgres refused: its message and SQLSTATE.
+fn refusal(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => format!(
+            "Postgres refused it: {} (SQLSTATE {})",
+            db.message(),
+            db.code().as_deref().unwrap_or("?")
+        ),
+        other => format!("Postgres refused it: {other}"),
+    }
 }
 
 /// The journal and the Postgres side of its consumption.
@@ -373,16 +580,75 @@ impl JournalIngest {
 
     /// Stores a batch in Postgres in one transaction (see the module docs). On error nothing
     /// of it is stored; call again with the same batch.
+    ///
+    /// When Postgres refuses the batch for its data ([`Failure::Data`]: a value it cannot
+    /// store, a constraint), the batch is split in halves, and those again, each applied in
+    /// journal order under a savepoint, until the records it refuses on their own are found;
+    /// those go to `accounting_rejects` with Postgres' error, everything else lands, and
+    /// `journal_progress` moves in the same transaction. Any other error is returned.
     pub async fn store(&mut self, batch: &Batch) -> Result<StoreOutcome, sqlx::Error> {
         let mut outcome = StoreOutcome::default();
-        let mut events = Vec::new();
-        let mut auths = Vec::new();
-        let mut rejects = Vec::new();
-        for entry in &batch.entries {
+        let decoded = self.decode(batch, &mut outcome);
+        let refused = match self.write(&decoded, batch, false).await {
+            Ok(refused) => refused,
+            Err(e) if Failure::of(&e) == Failure::Data => {
+                tracing::warn!(
+                    error = %e,
+                    records = decoded.items.len(),
+                    "journal: Postgres refused a batch for its data; splitting it to find the \
+                     records it refuses"
+                );
+                self.write(&decoded, batch, true).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let refused_events = refused.iter().filter(|r| r.event).count();
+        outcome.accounting = decoded.events.len() - refused_events;
+        outcome.auth_results = decoded.auths.len() - (refused.len() - refused_events);
+        outcome.rejects = decoded.rejects.len() + refused.len();
+
+        self.stored_up_to = self.stored_up_to.max(batch.end);
+        let s = &self.stats;
+        JournalStats::add(
+            &s.records,
+            outcome.accounting + outcome.auth_results + outcome.rejects,
+        );
+        JournalStats::add(&s.accounting, outcome.accounting);
+        JournalStats::add(&s.auth_results, outcome.auth_results);
+        JournalStats::add(&s.rejects, outcome.rejects);
+        JournalStats::add(&s.refused, refused.len());
+        JournalStats::add(&s.skipped, outcome.skipped);
+        if !decoded.rejects.is_empty() {
+            tracing::warn!(
+                records = decoded.rejects.len(),
+                "journal: records that could not be decoded were kept in accounting_rejects"
+            );
+        }
+        for r in &refused {
+            tracing::error!(
+                position = r.position,
+                error = %r.error,
+                "journal: Postgres refused a record; it was kept in accounting_rejects"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Decodes the records of `batch` not yet in Postgres (counting the others as skipped).
+    fn decode(&self, batch: &Batch, outcome: &mut StoreOutcome) -> Decoded {
+        let mut d = Decoded::default();
+        for (index, entry) in batch.entries.iter().enumerate() {
             if entry.position < self.stored_up_to {
                 outcome.skipped += 1;
                 continue;
             }
+            let reject = |received_at, source: Option<String>, raw: &[u8], error| Reject {
+                position: entry.position,
+                received_at,
+                source,
+                raw: raw.to_vec(),
+                error,
+            };
             match JournalRecord::decode(&entry.data) {
                 Ok(JournalRecord::Accounting {
                     received_at_ms,
@@ -397,14 +663,16 @@ impl JournalIngest {
                                 .map_err(|e| e.to_string())
                         });
                     match event {
-                        Ok(event) => events.push(event),
-                        Err(error) => rejects.push(Reject {
-                            position: entry.position,
+                        Ok(event) => {
+                            d.items.push(Item::new(index, entry.position, true));
+                            d.events.push(event);
+                        }
+                        Err(error) => d.rejects.push(reject(
                             received_at,
-                            source: Some(source.to_string()),
-                            raw: packet,
+                            Some(source.to_string()),
+                            &packet,
                             error,
-                        }),
+                        )),
                     }
                 }
                 Ok(JournalRecord::AuthResult {
@@ -415,41 +683,78 @@ impl JournalIngest {
                     calling_station_id,
                     accepted,
                     reason,
-                }) => match Utc.timestamp_millis_opt(at_ms).single() {
-                    Some(at) => auths.push(AuthResult {
-                        at,
-                        source: Some(source.ip()),
-                        username,
-                        nas_identifier,
-                        calling_station_id,
-                        accepted,
-                        reason,
-                    }),
-                    None => rejects.push(Reject {
-                        position: entry.position,
-                        received_at: None,
-                        source: Some(source.to_string()),
-                        raw: entry.data.clone(),
-                        error: format!("auth result with invalid time {at_ms} ms"),
-                    }),
-                },
-                Err(e) => rejects.push(Reject {
-                    position: entry.position,
-                    received_at: None,
-                    source: None,
-                    raw: entry.data.clone(),
-                    error: format!("journal record: {e}"),
-                }),
+                }) => {
+                    let at = Utc.timestamp_millis_opt(at_ms).single();
+                    let texts = [
+                        Some(&username),
+                        nas_identifier.as_ref(),
+                        calling_station_id.as_ref(),
+                        reason.as_ref(),
+                    ];
+                    let error = if at.is_none() {
+                        Some(format!("auth result with invalid time {at_ms} ms"))
+                    } else if texts.into_iter().flatten().any(|t| t.contains('\0')) {
+                        Some(format!("auth result: a text {NUL_IN_TEXT}"))
+                    } else {
+                        None
+                    };
+                    match (at, error) {
+                        (Some(at), None) => {
+                            d.items.push(Item::new(index, entry.position, false));
+                            d.auths.push(AuthResult {
+                                at,
+                                source: Some(source.ip()),
+                                username,
+                                nas_identifier,
+                                calling_station_id,
+                                accepted,
+                                reason,
+                            });
+                        }
+                        (_, error) => d.rejects.push(reject(
+                            None,
+                            Some(source.to_string()),
+                            &entry.data,
+                            error.unwrap_or_default(),
+                        )),
+                    }
+                }
+                Err(e) => d.rejects.push(reject(
+                    None,
+                    None,
+                    &entry.data,
+                    format!("journal record: {e}"),
+                )),
             }
         }
-        outcome.accounting = events.len();
-        outcome.auth_results = auths.len();
-        outcome.rejects = rejects.len();
+        d
+    }
 
+    /// One transaction: the decoded records (whole, or split until Postgres' refusals are
+    /// isolated when `split`), the rejects, the stored position. Returns the refused records.
+    async fn write(
+        &self,
+        d: &Decoded,
+        batch: &Batch,
+        split: bool,
+    ) -> Result<Vec<Refused>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        apply_batch(&mut tx, &events).await?;
-        record_auth_results(&mut tx, &auths).await?;
-        insert_rejects(&mut tx, self.journal_id, &rejects).await?;
+        let refused = if split {
+            apply_split(&mut tx, d).await?
+        } else {
+            apply_range(&mut tx, d, 0..d.items.len()).await?;
+            Vec::new()
+        };
+        let refused_rejects: Vec<Reject> = refused
+            .iter()
+            .map(|r| r.reject(&batch.entries[r.entry].data))
+            .collect();
+        insert_rejects(
+            &mut tx,
+            self.journal_id,
+            d.rejects.iter().chain(&refused_rejects),
+        )
+        .await?;
         // GREATEST: a re-read batch that ends below what is stored never moves it back.
         sqlx::query(
             "INSERT INTO journal_progress (journal_id, position, updated_at) \
@@ -463,24 +768,7 @@ impl JournalIngest {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-
-        self.stored_up_to = self.stored_up_to.max(batch.end);
-        let s = &self.stats;
-        JournalStats::add(
-            &s.records,
-            outcome.accounting + outcome.auth_results + outcome.rejects,
-        );
-        JournalStats::add(&s.accounting, outcome.accounting);
-        JournalStats::add(&s.auth_results, outcome.auth_results);
-        JournalStats::add(&s.rejects, outcome.rejects);
-        JournalStats::add(&s.skipped, outcome.skipped);
-        if outcome.rejects > 0 {
-            tracing::warn!(
-                records = outcome.rejects,
-                "journal: records that could not be decoded were kept in accounting_rejects"
-            );
-        }
-        Ok(outcome)
+        Ok(refused)
     }
 
     /// Advances the journal's durable read position to the end of `batch` (call only after
@@ -499,11 +787,12 @@ impl JournalIngest {
     }
 }
 
-async fn insert_rejects(
-    conn: &mut sqlx::PgConnection,
+async fn insert_rejects<'a>(
+    conn: &mut PgConnection,
     journal_id: u64,
-    rejects: &[Reject],
+    rejects: impl Iterator<Item = &'a Reject>,
 ) -> Result<(), sqlx::Error> {
+    let rejects: Vec<&Reject> = rejects.collect();
     if rejects.is_empty() {
         return Ok(());
     }
@@ -586,12 +875,26 @@ pub async fn run(mut ingest: JournalIngest, mut stop: watch::Receiver<bool>) {
                 Ok(_) => break,
                 Err(e) => {
                     ingest.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        error = %e,
-                        retry_in_ms = backoff.as_millis() as u64,
-                        records = batch.entries.len(),
-                        "journal: storing a batch in Postgres failed; keeping it and retrying"
-                    );
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    let records = batch.entries.len();
+                    if Failure::of(&e) == Failure::Transient {
+                        tracing::warn!(
+                            error = %e,
+                            retry_in_ms,
+                            records,
+                            "journal: storing a batch in Postgres failed; keeping it and retrying"
+                        );
+                    } else {
+                        // Not the connection and not the data: the schema or privileges.
+                        // Nothing moves until someone fixes it; say so loudly.
+                        tracing::error!(
+                            error = %e,
+                            retry_in_ms,
+                            records,
+                            "journal: Postgres cannot store accounting (schema or privileges?); \
+                             keeping the batch and retrying"
+                        );
+                    }
                     if sleep_or_stop(backoff, &mut stop).await {
                         tracing::info!(
                             "journal consumer stopped with a batch not stored (it stays in the journal)"
@@ -645,7 +948,12 @@ pub async fn start(pool: PgPool, config: &JournalConfig) -> anyhow::Result<Journ
     let stats = ingest.stats();
     let (stop, stop_rx) = watch::channel(false);
     let consumer = tokio::spawn(run(ingest, stop_rx.clone()));
-    let stale = tokio::spawn(stale_timer(pool, stop_rx));
+    let stale = tokio::spawn(stale_timer(
+        pool,
+        config.stale_sweep_interval,
+        config.default_interim_interval,
+        stop_rx,
+    ));
     Ok(JournalHandle {
         stats,
         stop,
@@ -653,15 +961,20 @@ pub async fn start(pool: PgPool, config: &JournalConfig) -> anyhow::Result<Journ
     })
 }
 
-/// Closes stale sessions every [`STALE_INTERVAL`].
-async fn stale_timer(pool: PgPool, mut stop: watch::Receiver<bool>) {
+/// Closes stale sessions every `interval`.
+async fn stale_timer(
+    pool: PgPool,
+    interval: Duration,
+    default_interim: u32,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        if sleep_or_stop(STALE_INTERVAL, &mut stop).await {
+        if sleep_or_stop(interval, &mut stop).await {
             return;
         }
         let result = async {
             let mut tx = pool.begin().await?;
-            let n = close_stale(&mut tx, Utc::now()).await?;
+            let n = close_stale(&mut tx, Utc::now(), default_interim).await?;
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(n)
         }
@@ -670,8 +983,34 @@ async fn stale_timer(pool: PgPool, mut stop: watch::Receiver<bool>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "closed stale sessions"),
             Err(e) => {
-                tracing::warn!(error = %e, "closing stale sessions failed; next try in a minute")
+                tracing::warn!(error = %e, "closing stale sessions failed; trying again at the next sweep")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn sqlstates_are_classified_by_what_a_retry_can_fix() {
+        let kind = Failure::of_sqlstate;
+        // connection, serialization/deadlock, resources, lock timeout, shutdown, system
+        for code in [
+            "08006", "40001", "40P01", "53300", "55P03", "57P01", "58030",
+        ] {
+            assert_eq!(kind(code), Failure::Transient, "{code}");
+        }
+        // NUL in text, bad cast, check/unique/foreign key, index row too large
+        for code in ["22021", "22P02", "23514", "23505", "23503", "54000"] {
+            assert_eq!(kind(code), Failure::Data, "{code}");
+        }
+        // undefined table or column, no privilege, internal error, a trigger's RAISE
+        for code in ["42P01", "42703", "42501", "XX000", "P0001", "54001"] {
+            assert_eq!(kind(code), Failure::Other, "{code}");
+        }
+        assert_eq!(Failure::of(&sqlx::Error::PoolTimedOut), Failure::Transient);
+        assert_eq!(Failure::of(&sqlx::Error::RowNotFound), Failure::Other);
     }
 }

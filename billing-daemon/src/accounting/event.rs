@@ -149,11 +149,18 @@ fn invalid(attribute: &'static str, e: impl std::fmt::Display) -> EventError {
     }
 }
 
+/// The text of a string attribute. A NUL byte is valid UTF-8 but Postgres text cannot hold
+/// it (SQLSTATE 22021), so such a packet is refused here, where it becomes one reject,
+/// instead of failing the whole batch's statements.
 fn string(p: &Packet, typ: u8, name: &'static str) -> Result<Option<String>, EventError> {
-    Ok(p.string(typ)
-        .map_err(|e| invalid(name, e))?
-        .map(str::to_owned))
+    match p.string(typ).map_err(|e| invalid(name, e))? {
+        Some(s) if s.contains('\0') => Err(invalid(name, NUL_IN_TEXT)),
+        s => Ok(s.map(str::to_owned)),
+    }
 }
+
+/// Why a string with a NUL byte is refused.
+pub const NUL_IN_TEXT: &str = "contains a NUL byte, which Postgres text cannot store";
 
 fn integer(p: &Packet, typ: u8, name: &'static str) -> Result<Option<u32>, EventError> {
     p.integer(typ).map_err(|e| invalid(name, e))
@@ -594,6 +601,14 @@ mod tests {
         assert_eq!(
             decode(&p).unwrap_err().to_string(),
             "Accounting-Request: missing required attribute Acct-Input-Octets"
+        );
+        // A NUL byte: valid UTF-8, but not storable as Postgres text.
+        let mut p = start_packet();
+        p.attributes.retain(|a| a.typ != attr::CALLING_STATION_ID);
+        let p = p.with_string(attr::CALLING_STATION_ID, "02:00\0");
+        assert_eq!(
+            decode(&p).unwrap_err().to_string(),
+            format!("attribute Calling-Station-Id: {NUL_IN_TEXT}")
         );
         // Not UTF-8.
         let mut p = start_packet();

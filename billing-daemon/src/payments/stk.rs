@@ -48,7 +48,7 @@ pub struct Purchase {
 /// Daraja does not echo the reference.
 fn account_reference(username: &str, intent_id: i64) -> daraja::AccountReference {
     daraja::AccountReference::new(username)
-        .or_else(|_| daraja::AccountReference::new(&format!("JAS{intent_id}")))
+        .or_else(|_| daraja::AccountReference::new(format!("JAS{intent_id}")))
         .expect("JAS + an id is at most 12 characters")
 }
 
