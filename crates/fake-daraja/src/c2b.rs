@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::config::Mode;
+use crate::config::{Mode, MsisdnStyle};
 use crate::model::{C2bOutcome, Channel, DeliveryKind, LedgerEntry, StkPush};
 use crate::wire::{self, ApiError, ApiResult, text};
 use crate::{Registration, Shared, deliver, oauth};
@@ -113,6 +113,7 @@ pub(crate) async fn simulate(
 /// the phone, `OrgAccountBalance` blank in validation.
 #[allow(clippy::too_many_arguments)]
 fn notification(
+    style: MsisdnStyle,
     trans_type: &str,
     trans_id: &str,
     amount: u64,
@@ -132,7 +133,7 @@ fn notification(
         "InvoiceNumber": "",
         "OrgAccountBalance": balance.map(|b| format!("{b}.00")).unwrap_or_default(),
         "ThirdPartyTransID": third_party_trans_id,
-        "MSISDN": wire::hashed_msisdn(phone),
+        "MSISDN": wire::opaque_msisdn(phone, style),
         "FirstName": FIRST_NAME,
         "MiddleName": "",
         "LastName": "",
@@ -188,7 +189,15 @@ pub(crate) async fn run_payment(
         && shared.config.c2b_external_validation
     {
         let body = notification(
-            trans_type, &trans_id, amount, number, bill_ref, None, "", phone,
+            shared.config.c2b_msisdn,
+            trans_type,
+            &trans_id,
+            amount,
+            number,
+            bill_ref,
+            None,
+            "",
+            phone,
         );
         let reply = deliver::post_once(
             shared,
@@ -224,6 +233,7 @@ pub(crate) async fn run_payment(
     };
     if let Some(reg) = &registration {
         let body = notification(
+            shared.config.c2b_msisdn,
             trans_type,
             &trans_id,
             amount,
@@ -264,6 +274,7 @@ pub(crate) async fn confirm_stk_payment(
         .copied()
         .unwrap_or_default();
     let body = notification(
+        shared.config.c2b_msisdn,
         shortcode.c2b_type(),
         receipt,
         push.amount,

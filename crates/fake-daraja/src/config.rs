@@ -153,6 +153,16 @@ pub enum StatusMode {
     Silent,
 }
 
+/// How C2B notifications write the payer's `MSISDN` (mpesa-daraja.md §2.6): never the
+/// plain number any more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsisdnStyle {
+    /// SHA-256 hex of `2547XXXXXXXX`, what real payloads carry.
+    Hashed,
+    /// `2547 ***** 149`, as the v2 docs show it.
+    Masked,
+}
+
 /// Everything a test may choose; start from [`FakeConfig::sandbox`] and change fields.
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
@@ -189,6 +199,7 @@ pub struct FakeConfig {
     pub c2b_validation_timeout: Duration,
     /// Also send a C2B confirmation for a paid STK push, as Daraja's C2B docs say happens.
     pub c2b_confirmation_for_stk: bool,
+    pub c2b_msisdn: MsisdnStyle,
     /// Expected Transaction Status operator; `None` accepts any non-empty one.
     pub initiator: Option<Initiator>,
     pub status_mode: StatusMode,
@@ -216,6 +227,7 @@ impl FakeConfig {
             c2b_external_validation: true,
             c2b_validation_timeout: Duration::from_secs(8),
             c2b_confirmation_for_stk: true,
+            c2b_msisdn: MsisdnStyle::Hashed,
             initiator: None,
             status_mode: StatusMode::Answer,
         }

@@ -43,8 +43,8 @@ use chrono::{DateTime, Utc};
 use tokio::task::AbortHandle;
 
 pub use config::{
-    FakeConfig, Initiator, Merchant, Mode, RetryPolicy, SANDBOX_PASSKEY, SANDBOX_SHORTCODE,
-    Shortcode, StatusMode,
+    FakeConfig, Initiator, Merchant, Mode, MsisdnStyle, RetryPolicy, SANDBOX_PASSKEY,
+    SANDBOX_SHORTCODE, Shortcode, StatusMode,
 };
 pub use model::Delivery;
 pub use model::{
@@ -85,6 +85,8 @@ pub(crate) struct StkEntry {
     pub(crate) outcome: Outcome,
     /// For [`Delivery::Late`]: the callback body waiting for a query to release it.
     pub(crate) held_callback: Option<String>,
+    /// Ends the outcome's delay early ([`FakeDaraja::complete_now`]).
+    pub(crate) release: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -273,6 +275,19 @@ impl FakeDaraja {
             .collect()
     }
 
+    /// Ends the wait of a pending push now instead of after its scripted delay, so a test
+    /// decides when the customer answers. False if no such push is pending.
+    pub fn complete_now(&self, checkout_request_id: &str) -> bool {
+        let st = self.shared.state();
+        match st.stk.get(checkout_request_id) {
+            Some(e) if e.push.state == StkState::Pending => {
+                e.release.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Makes every issued token expired, so the next call gets `404.001.03`.
     pub fn expire_tokens(&self) {
         self.shared.state().tokens.clear();
@@ -345,20 +360,23 @@ async fn record_request(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let at: DateTime<Utc> = Utc::now();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return wire::ApiError::new("400.002.02", "Bad Request - Request body too large")
-                .into_response();
-        }
-    };
     let method = parts.method.to_string();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    let body_text = String::from_utf8_lossy(&bytes).into_owned();
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let (body_text, response) = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            (text, response)
+        }
+        Err(_) => (
+            format!("<body over {MAX_BODY} bytes, not kept>"),
+            wire::ApiError::new("400.002.02", "Bad Request - Request body too large")
+                .into_response(),
+        ),
+    };
     shared.state().requests.push(RequestRecord {
         method,
         path,

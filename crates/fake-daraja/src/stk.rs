@@ -121,6 +121,7 @@ pub(crate) async fn push(
     }
     let merchant_request_id = wire::request_id();
     let delay = outcome.delay;
+    let release = Arc::new(tokio::sync::Notify::new());
     st.locked_phones.insert(phone.clone());
     st.stk_order.push(checkout_request_id.clone());
     st.stk.insert(
@@ -141,6 +142,7 @@ pub(crate) async fn push(
             },
             outcome,
             held_callback: None,
+            release: release.clone(),
         },
     );
     drop(st);
@@ -148,7 +150,10 @@ pub(crate) async fn push(
     let task_shared = shared.clone();
     let id = checkout_request_id.clone();
     shared.spawn(async move {
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = release.notified() => {}
+        }
         complete(task_shared, index, id).await;
     });
 
@@ -308,14 +313,19 @@ pub(crate) async fn query(
         return Err(missing_content_type());
     }
     let obj = wire::json_object(&body)?;
-    check_credentials(&shared, &obj)?;
+    let index = check_credentials(&shared, &obj)?;
+    let shortcode = shared.config.merchants[index]
+        .shortcode
+        .business_shortcode();
     let id = text(&obj, "CheckoutRequestID").unwrap_or_default();
     let sandbox_bug = shared.sandbox_query_bug();
 
     let mut st = shared.state();
+    // Another merchant's push is as unknown as one that never existed.
     let entry = st
         .stk
         .get_mut(&id)
+        .filter(|e| e.push.business_shortcode == shortcode)
         .ok_or_else(|| ApiError::invalid("CheckoutRequestID"))?;
     let StkState::Completed(result) = entry.push.state.clone() else {
         return Err(ApiError::new(

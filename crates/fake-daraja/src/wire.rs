@@ -9,6 +9,8 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
 
+use crate::config::MsisdnStyle;
+
 /// A synchronous Daraja error: `{"requestId", "errorCode", "errorMessage"}`. The HTTP
 /// status is the code's leading three digits, as on Daraja.
 #[derive(Debug)]
@@ -236,10 +238,19 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// SHA-256 hex of the phone number: what C2B notifications now carry as `MSISDN`.
-pub(crate) fn hashed_msisdn(phone: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(phone.as_bytes()))
+/// What C2B notifications carry as `MSISDN` in place of the phone number.
+pub(crate) fn opaque_msisdn(phone: &str, style: MsisdnStyle) -> String {
+    match style {
+        MsisdnStyle::Hashed => {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(phone.as_bytes()))
+        }
+        MsisdnStyle::Masked => {
+            let head = phone.get(..4).unwrap_or(phone);
+            let tail = phone.get(phone.len().saturating_sub(3)..).unwrap_or("");
+            format!("{head} ***** {tail}")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +312,10 @@ mod tests {
         assert!(!is_msisdn("0712345678"));
         assert!(!is_msisdn("25471234567"));
         assert!(!is_msisdn("254812345678"));
+        assert_eq!(
+            opaque_msisdn("254708374149", MsisdnStyle::Masked),
+            "2547 ***** 149"
+        );
         let obj = json!({"a": 1, "b": "2", "c": "1.00", "d": 1.5, "e": 0, "f": "x"});
         let obj = obj.as_object().unwrap();
         assert_eq!(whole_amount(obj, "a"), Some(1));

@@ -305,3 +305,18 @@ async fn a_paid_stk_push_also_arrives_as_a_c2b_confirmation() {
     );
     assert_eq!(fake.ledger().len(), 1, "one payment, two notifications");
 }
+
+#[tokio::test]
+async fn msisdn_can_be_masked_as_the_v2_docs_show() {
+    let (fake, _tok, rx) = registered(
+        FakeConfig {
+            c2b_msisdn: fake_daraja::MsisdnStyle::Masked,
+            c2b_external_validation: false,
+            ..FakeConfig::sandbox()
+        },
+        "Completed",
+    )
+    .await;
+    fake.pay_c2b("alice01", 100, PHONE).await;
+    assert_eq!(rx.hits()[0].json()["MSISDN"], "2547 ***** 149");
+}

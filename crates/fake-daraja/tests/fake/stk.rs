@@ -287,6 +287,9 @@ async fn invalid_pushes_get_daraja_error_envelopes() {
     let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
     let got = post_raw(&fake, PUSH, &tok, Some("application/json"), &huge).await;
     assert_eq!(got.0, 400);
+    let last = fake.requests().pop().unwrap();
+    assert_eq!((last.path.as_str(), last.status), (PUSH, 400));
+    assert!(last.body.len() < 100, "the oversized body is not kept");
     assert!(fake.stk_pushes().is_empty(), "nothing was accepted");
 }
 
@@ -309,7 +312,16 @@ async fn till_pushes_use_store_number_and_till_and_mismatches_fail_in_the_callba
     till["Timestamp"] = json!(ts);
     till["TransactionType"] = json!("CustomerBuyGoodsOnline");
     till["PartyB"] = json!("5678912");
-    assert_eq!(post(&fake, PUSH, &tok, &till).await.0, 200);
+    let (status, till_accepted) = post(&fake, PUSH, &tok, &till).await;
+    assert_eq!(status, 200, "{till_accepted}");
+    // Queried with the paybill's credentials, the till's push does not exist.
+    let till_id = till_accepted["CheckoutRequestID"].as_str().unwrap();
+    assert_error(
+        &post(&fake, QUERY, &tok, &query_body(till_id)).await,
+        400,
+        "400.002.02",
+        "Bad Request - Invalid CheckoutRequestID",
+    );
 
     // Till number as BusinessShortCode is not a merchant: the store number signs.
     let mut wrong = till.clone();
@@ -651,4 +663,25 @@ async fn non_2xx_answers_are_retried_and_every_attempt_is_recorded() {
         1,
         "paid even though the daemon never heard"
     );
+}
+
+#[tokio::test]
+async fn a_test_can_end_the_wait_of_a_pending_push() {
+    let (fake, tok) = start(quiet()).await;
+    let rx = Receiver::start().await;
+    fake.script(
+        PHONE,
+        Outcome::success().with_delay(Duration::from_secs(3600)),
+    );
+    let (_, accepted) = post(&fake, PUSH, &tok, &push_body(PHONE, 1, &rx.url(CB))).await;
+    let id = accepted["CheckoutRequestID"].as_str().unwrap();
+    let got = post(&fake, QUERY, &tok, &query_body(id)).await;
+    assert_eq!(got.1["errorMessage"], "The transaction is being processed");
+    assert!(fake.complete_now(id));
+    let code = fake
+        .eventually("the callback", |_| result_code(&rx, &accepted))
+        .await;
+    assert_eq!(code, 0);
+    assert!(!fake.complete_now(id), "already completed");
+    assert!(!fake.complete_now("ws_CO_unknown"));
 }
