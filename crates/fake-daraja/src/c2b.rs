@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::config::{Mode, MsisdnStyle};
+use crate::config::Mode;
 use crate::model::{C2bOutcome, Channel, DeliveryKind, LedgerEntry, StkPush};
-use crate::wire::{self, ApiError, ApiResult, text};
+use crate::wire::{self, ApiError, ApiResult, field, text};
 use crate::{Registration, Shared, deliver, oauth};
 
 /// Names a C2B notification carries. M-Pesa reports the payer's registered name; the fake
@@ -24,11 +24,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    oauth::require_token(&shared, &headers)?;
-    if !wire::has_json_content_type(&headers) {
-        return Err(ApiError::invalid("ShortCode"));
-    }
-    let obj = wire::json_object(&body)?;
+    let obj = oauth::authorized_body(&shared, &headers, &body, "ShortCode")?;
     let code = text(&obj, "ShortCode").unwrap_or_default();
     let (index, _) = shared
         .merchant_answering_to(&code)
@@ -39,12 +35,8 @@ pub(crate) async fn register(
         Some("Cancelled") => true,
         _ => return Err(ApiError::invalid("ResponseType")),
     };
-    let confirmation_url = text(&obj, "ConfirmationURL")
-        .filter(|u| wire::is_acceptable_url(u))
-        .ok_or_else(|| ApiError::invalid("ConfirmationURL"))?;
-    let validation_url = text(&obj, "ValidationURL")
-        .filter(|u| wire::is_acceptable_url(u))
-        .ok_or_else(|| ApiError::invalid("ValidationURL"))?;
+    let confirmation_url = field(&obj, "ConfirmationURL", wire::is_acceptable_url)?;
+    let validation_url = field(&obj, "ValidationURL", wire::is_acceptable_url)?;
 
     let mut st = shared.state();
     if shared.config.mode == Mode::Production && st.registrations.contains_key(&index) {
@@ -72,15 +64,11 @@ pub(crate) async fn simulate(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    oauth::require_token(&shared, &headers)?;
+    let obj = oauth::authorized_body(&shared, &headers, &body, "ShortCode")?;
     if shared.config.mode == Mode::Production {
         // "Simulation is not supported on production."
         return Err(ApiError::new("404.001.01", "Resource not found"));
     }
-    if !wire::has_json_content_type(&headers) {
-        return Err(ApiError::invalid("ShortCode"));
-    }
-    let obj = wire::json_object(&body)?;
     let code = text(&obj, "ShortCode").unwrap_or_default();
     let (index, merchant) = shared
         .merchant_answering_to(&code)
@@ -89,9 +77,7 @@ pub(crate) async fn simulate(
         return Err(ApiError::invalid("CommandID"));
     }
     let amount = wire::whole_amount(&obj, "Amount").ok_or_else(|| ApiError::invalid("Amount"))?;
-    let phone = text(&obj, "Msisdn")
-        .filter(|p| wire::is_msisdn(p))
-        .ok_or_else(|| ApiError::invalid("Msisdn"))?;
+    let phone = field(&obj, "Msisdn", wire::is_msisdn)?;
     let bill_ref = text(&obj, "BillRefNumber").unwrap_or_default();
     if bill_ref.chars().count() > 20 {
         return Err(ApiError::invalid("BillRefNumber"));
@@ -109,36 +95,62 @@ pub(crate) async fn simulate(
     .into_response())
 }
 
-/// The validation/confirmation payload: every value a string, `MSISDN` the SHA-256 hex of
-/// the phone, `OrgAccountBalance` blank in validation.
-#[allow(clippy::too_many_arguments)]
-fn notification(
-    style: MsisdnStyle,
-    trans_type: &str,
-    trans_id: &str,
+/// One payment as C2B notifications describe it.
+struct Payment<'a> {
+    merchant: usize,
+    trans_id: &'a str,
     amount: u64,
-    shortcode: &str,
-    bill_ref: &str,
+    bill_ref: &'a str,
+    phone: &'a str,
+}
+
+/// The validation/confirmation payload: every value a string, `MSISDN` hashed or masked,
+/// `OrgAccountBalance` blank in validation (`balance` None).
+fn notification(
+    shared: &Shared,
+    p: &Payment<'_>,
     balance: Option<u64>,
-    third_party_trans_id: &str,
-    phone: &str,
+    third_party: &str,
 ) -> String {
+    let shortcode = &shared.config.merchants[p.merchant].shortcode;
     json!({
-        "TransactionType": trans_type,
-        "TransID": trans_id,
+        "TransactionType": shortcode.c2b_type(),
+        "TransID": p.trans_id,
         "TransTime": wire::nairobi_timestamp(Utc::now()),
-        "TransAmount": format!("{amount}.00"),
-        "BusinessShortCode": shortcode,
-        "BillRefNumber": bill_ref,
+        "TransAmount": format!("{}.00", p.amount),
+        "BusinessShortCode": shortcode.c2b_shortcode(),
+        "BillRefNumber": p.bill_ref,
         "InvoiceNumber": "",
         "OrgAccountBalance": balance.map(|b| format!("{b}.00")).unwrap_or_default(),
-        "ThirdPartyTransID": third_party_trans_id,
-        "MSISDN": wire::opaque_msisdn(phone, style),
+        "ThirdPartyTransID": third_party,
+        "MSISDN": wire::opaque_msisdn(p.phone, shared.config.c2b_msisdn),
         "FirstName": FIRST_NAME,
         "MiddleName": "",
         "LastName": "",
     })
     .to_string()
+}
+
+/// Sends the confirmation for `p` to the merchant's registered URL, if there is one.
+async fn confirm(shared: &Shared, p: &Payment<'_>, third_party: &str) {
+    let (registration, balance) = {
+        let st = shared.state();
+        (
+            st.registrations.get(&p.merchant).cloned(),
+            st.balances.get(&p.merchant).copied().unwrap_or_default(),
+        )
+    };
+    let Some(reg) = registration else {
+        return;
+    };
+    let body = notification(shared, p, Some(balance), third_party);
+    deliver::deliver(
+        shared,
+        DeliveryKind::C2bConfirmation,
+        &reg.confirmation_url,
+        &body,
+    )
+    .await;
 }
 
 /// What the daemon's validation answer means. `None`: no usable answer, so M-Pesa applies
@@ -173,7 +185,6 @@ pub(crate) async fn run_payment(
     amount: u64,
     phone: &str,
 ) -> C2bOutcome {
-    let shortcode = &shared.config.merchants[merchant_index].shortcode;
     let (trans_id, registration) = {
         let mut st = shared.state();
         (
@@ -181,24 +192,19 @@ pub(crate) async fn run_payment(
             st.registrations.get(&merchant_index).cloned(),
         )
     };
-    let trans_type = shortcode.c2b_type();
-    let number = shortcode.c2b_shortcode();
+    let payment = Payment {
+        merchant: merchant_index,
+        trans_id: &trans_id,
+        amount,
+        bill_ref,
+        phone,
+    };
 
     let mut third_party = String::new();
     if let Some(reg) = &registration
         && shared.config.c2b_external_validation
     {
-        let body = notification(
-            shared.config.c2b_msisdn,
-            trans_type,
-            &trans_id,
-            amount,
-            number,
-            bill_ref,
-            None,
-            "",
-            phone,
-        );
+        let body = notification(shared, &payment, None, "");
         let reply = deliver::post_once(
             shared,
             DeliveryKind::C2bValidation,
@@ -216,41 +222,23 @@ pub(crate) async fn run_payment(
         }
     }
 
-    let balance = {
+    {
         let mut st = shared.state();
         st.ledger.push(LedgerEntry {
             receipt: trans_id.clone(),
             phone: phone.to_owned(),
             amount,
             account_reference: bill_ref.to_owned(),
-            shortcode: number.to_owned(),
+            shortcode: shared.config.merchants[merchant_index]
+                .shortcode
+                .c2b_shortcode()
+                .to_owned(),
             channel: Channel::C2b,
             at: Utc::now(),
         });
-        let balance = st.balances.entry(merchant_index).or_default();
-        *balance += amount;
-        *balance
-    };
-    if let Some(reg) = &registration {
-        let body = notification(
-            shared.config.c2b_msisdn,
-            trans_type,
-            &trans_id,
-            amount,
-            number,
-            bill_ref,
-            Some(balance),
-            &third_party,
-            phone,
-        );
-        deliver::deliver(
-            shared,
-            DeliveryKind::C2bConfirmation,
-            &reg.confirmation_url,
-            &body,
-        )
-        .await;
+        *st.balances.entry(merchant_index).or_default() += amount;
     }
+    confirm(shared, &payment, &third_party).await;
     C2bOutcome::Completed { trans_id }
 }
 
@@ -263,32 +251,12 @@ pub(crate) async fn confirm_stk_payment(
     push: &StkPush,
     receipt: &str,
 ) {
-    let Some(reg) = shared.state().registrations.get(&merchant_index).cloned() else {
-        return;
+    let payment = Payment {
+        merchant: merchant_index,
+        trans_id: receipt,
+        amount: push.amount,
+        bill_ref: &push.account_reference,
+        phone: &push.phone,
     };
-    let shortcode = &shared.config.merchants[merchant_index].shortcode;
-    let balance = shared
-        .state()
-        .balances
-        .get(&merchant_index)
-        .copied()
-        .unwrap_or_default();
-    let body = notification(
-        shared.config.c2b_msisdn,
-        shortcode.c2b_type(),
-        receipt,
-        push.amount,
-        shortcode.c2b_shortcode(),
-        &push.account_reference,
-        Some(balance),
-        "",
-        &push.phone,
-    );
-    deliver::deliver(
-        shared,
-        DeliveryKind::C2bConfirmation,
-        &reg.confirmation_url,
-        &body,
-    )
-    .await;
+    confirm(shared, &payment, "").await;
 }

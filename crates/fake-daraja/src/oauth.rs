@@ -80,3 +80,18 @@ pub(crate) fn require_token(shared: &Shared, headers: &HeaderMap) -> Result<(), 
         None => Err(ApiError::bad_token()),
     }
 }
+
+/// The start of every POST endpoint: a live token, `Content-Type: application/json`
+/// (without it Daraja blames the field named `missing_type_field`), and a JSON object.
+pub(crate) fn authorized_body(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    missing_type_field: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    require_token(shared, headers)?;
+    if !wire::has_json_content_type(headers) {
+        return Err(ApiError::invalid(missing_type_field));
+    }
+    wire::json_object(body)
+}

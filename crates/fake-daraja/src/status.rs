@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::config::StatusMode;
 use crate::model::{DeliveryKind, LedgerEntry};
-use crate::wire::{self, ApiError, ApiResult, text};
+use crate::wire::{self, ApiError, ApiResult, field, text};
 use crate::{Shared, deliver, oauth};
 
 /// `ResultCode` for a receipt M-Pesa does not know. Safaricom's reference does not name
@@ -24,17 +24,9 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    oauth::require_token(&shared, &headers)?;
-    if !wire::has_json_content_type(&headers) {
-        return Err(ApiError::invalid("Initiator"));
-    }
-    let obj = wire::json_object(&body)?;
-    let initiator = text(&obj, "Initiator")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("Initiator"))?;
-    let credential = text(&obj, "SecurityCredential")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("SecurityCredential"))?;
+    let obj = oauth::authorized_body(&shared, &headers, &body, "Initiator")?;
+    let initiator = field(&obj, "Initiator", |s| !s.is_empty())?;
+    let credential = field(&obj, "SecurityCredential", |s| !s.is_empty())?;
     if text(&obj, "CommandID").as_deref() != Some("TransactionStatusQuery") {
         return Err(ApiError::invalid("CommandID"));
     }
@@ -53,12 +45,8 @@ pub(crate) async fn query(
     ) {
         return Err(ApiError::invalid("IdentifierType"));
     }
-    let result_url = text(&obj, "ResultURL")
-        .filter(|u| wire::is_acceptable_url(u))
-        .ok_or_else(|| ApiError::invalid("ResultURL"))?;
-    let timeout_url = text(&obj, "QueueTimeOutURL")
-        .filter(|u| wire::is_acceptable_url(u))
-        .ok_or_else(|| ApiError::invalid("QueueTimeOutURL"))?;
+    let result_url = field(&obj, "ResultURL", wire::is_acceptable_url)?;
+    let timeout_url = field(&obj, "QueueTimeOutURL", wire::is_acceptable_url)?;
     let occasion = text(&obj, "Occasion").unwrap_or_default();
 
     // A wrong operator is refused asynchronously, like a wrong PIN: result 2001.

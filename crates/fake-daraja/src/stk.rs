@@ -14,21 +14,17 @@ use serde_json::{Map, Value, json};
 use crate::model::{
     AmountFormat, Channel, Delivery, DeliveryKind, LedgerEntry, ResultCode, StkPush, StkState,
 };
-use crate::wire::{self, ApiError, ApiResult, text};
+use crate::wire::{self, ApiError, ApiResult, field, text};
 use crate::{Shared, StkEntry, c2b, deliver, oauth};
 
-/// What Daraja answers without `Content-Type: application/json`: the misleading message
-/// the Express FAQ warns about.
-fn missing_content_type() -> ApiError {
-    ApiError::invalid("BusinessShortCode")
-}
+/// Without `Content-Type: application/json` Daraja blames this field: the misleading
+/// message the Express FAQ warns about.
+const MISSING_TYPE_FIELD: &str = "BusinessShortCode";
 
 /// Checks `BusinessShortCode`, `Timestamp` and `Password`, shared by push and query.
 /// Returns the merchant's index.
 fn check_credentials(shared: &Shared, obj: &Map<String, Value>) -> Result<usize, ApiError> {
-    let code = text(obj, "BusinessShortCode")
-        .filter(|c| wire::is_shortcode(c))
-        .ok_or_else(|| ApiError::invalid("BusinessShortCode"))?;
+    let code = field(obj, "BusinessShortCode", wire::is_shortcode)?;
     let (index, merchant) = shared
         .merchant_for_business_shortcode(&code)
         .ok_or_else(|| ApiError::new("500.001.1001", "Merchant does not exist"))?;
@@ -50,36 +46,24 @@ pub(crate) async fn push(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    oauth::require_token(&shared, &headers)?;
-    if !wire::has_json_content_type(&headers) {
-        return Err(missing_content_type());
-    }
-    let obj = wire::json_object(&body)?;
+    let obj = oauth::authorized_body(&shared, &headers, &body, MISSING_TYPE_FIELD)?;
     let index = check_credentials(&shared, &obj)?;
     let merchant = &shared.config.merchants[index];
 
-    let transaction_type = text(&obj, "TransactionType")
-        .filter(|t| t == "CustomerPayBillOnline" || t == "CustomerBuyGoodsOnline")
-        .ok_or_else(|| ApiError::invalid("TransactionType"))?;
+    let transaction_type = field(&obj, "TransactionType", |t| {
+        t == "CustomerPayBillOnline" || t == "CustomerBuyGoodsOnline"
+    })?;
     let amount = wire::whole_amount(&obj, "Amount").ok_or_else(|| ApiError::invalid("Amount"))?;
-    text(&obj, "PartyA")
-        .filter(|p| wire::is_msisdn(p))
-        .ok_or_else(|| ApiError::invalid("PartyA"))?;
-    let party_b = text(&obj, "PartyB")
-        .filter(|p| wire::is_shortcode(p))
-        .ok_or_else(|| ApiError::invalid("PartyB"))?;
-    let phone = text(&obj, "PhoneNumber")
-        .filter(|p| wire::is_msisdn(p))
-        .ok_or_else(|| ApiError::invalid("PhoneNumber"))?;
-    let callback_url = text(&obj, "CallBackURL")
-        .filter(|u| wire::is_acceptable_url(u))
-        .ok_or_else(|| ApiError::invalid("CallBackURL"))?;
-    let account_reference = text(&obj, "AccountReference")
-        .filter(|a| !a.is_empty() && a.chars().count() <= 12)
-        .ok_or_else(|| ApiError::invalid("AccountReference"))?;
-    let description = text(&obj, "TransactionDesc")
-        .filter(|d| !d.is_empty() && d.chars().count() <= 13)
-        .ok_or_else(|| ApiError::invalid("TransactionDesc"))?;
+    field(&obj, "PartyA", wire::is_msisdn)?;
+    let party_b = field(&obj, "PartyB", wire::is_shortcode)?;
+    let phone = field(&obj, "PhoneNumber", wire::is_msisdn)?;
+    let callback_url = field(&obj, "CallBackURL", wire::is_acceptable_url)?;
+    let account_reference = field(&obj, "AccountReference", |a| {
+        !a.is_empty() && a.chars().count() <= 12
+    })?;
+    let description = field(&obj, "TransactionDesc", |d| {
+        !d.is_empty() && d.chars().count() <= 13
+    })?;
 
     let now = Utc::now();
     let mut st = shared.state();
@@ -307,12 +291,8 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    oauth::require_token(&shared, &headers)?;
+    let obj = oauth::authorized_body(&shared, &headers, &body, MISSING_TYPE_FIELD)?;
     spike_arrest(&shared)?;
-    if !wire::has_json_content_type(&headers) {
-        return Err(missing_content_type());
-    }
-    let obj = wire::json_object(&body)?;
     let index = check_credentials(&shared, &obj)?;
     let shortcode = shared.config.merchants[index]
         .shortcode

@@ -162,6 +162,17 @@ pub(crate) fn text(obj: &Map<String, Value>, name: &str) -> Option<String> {
     }
 }
 
+/// Field `name` as text if `ok` accepts it, else Daraja's `Invalid <name>`.
+pub(crate) fn field(
+    obj: &Map<String, Value>,
+    name: &str,
+    ok: impl Fn(&str) -> bool,
+) -> Result<String, ApiError> {
+    text(obj, name)
+        .filter(|v| ok(v))
+        .ok_or_else(|| ApiError::invalid(name))
+}
+
 /// A whole number of shillings, at least 1, given as number or string.
 pub(crate) fn whole_amount(obj: &Map<String, Value>, name: &str) -> Option<u64> {
     let raw = text(obj, name)?;
