@@ -204,6 +204,32 @@ pub async fn mark_paid(
     paid_at: DateTime<Utc>,
     result: (&str, &str),
 ) -> Result<(Recorded, String), sqlx::Error> {
+    // A success known only from STK Query has no receipt; the same payment may already be
+    // in the ledger from its C2B confirmation (Safaricom sends one for STK payments too).
+    // Claim that one instead of crediting twice.
+    if receipt.is_none() {
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "UPDATE payments SET intent_id = $1 \
+              WHERE id = (SELECT id FROM payments \
+                           WHERE intent_id IS NULL AND channel = 'c2b' AND subscriber_id = $2 \
+                             AND amount_kes = $3 AND paid_at > now() - interval '1 day' \
+                           ORDER BY paid_at LIMIT 1 FOR UPDATE) \
+                AND NOT EXISTS (SELECT 1 FROM payments WHERE intent_id = $1) \
+             RETURNING id",
+        )
+        .bind(intent.id)
+        .bind(intent.subscriber_id)
+        .bind(amount_kes)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(payment_id) = claimed {
+            set_paid(conn, intent, result).await?;
+            return Ok((
+                Recorded::Duplicate { payment_id },
+                format!("already credited by its C2B confirmation (payment {payment_id})"),
+            ));
+        }
+    }
     let recorded = ledger::record(
         conn,
         &ledger::NewPayment {
@@ -253,6 +279,15 @@ pub async fn mark_paid(
             "STK payment differs from the price: applied through the wallet"
         );
     }
+    set_paid(conn, intent, result).await?;
+    Ok((recorded, outcome))
+}
+
+async fn set_paid(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    result: (&str, &str),
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE payment_intents SET status = 'paid', result_code = $2, result_desc = $3, \
                 next_query_at = NULL, updated_at = now() \
@@ -263,7 +298,7 @@ pub async fn mark_paid(
     .bind(result.1)
     .execute(&mut *conn)
     .await?;
-    Ok((recorded, outcome))
+    Ok(())
 }
 
 /// The push failed (cancelled, timed out, wrong PIN...). Only a pending intent changes:

@@ -1,0 +1,520 @@
+//! M-Pesa payments against Postgres (`#[sqlx::test]`) and the fake Daraja (crates/fake-daraja,
+//! in-process, faithful to the reference): the daemon's HTTP server runs on a loopback port so
+//! the fake can deliver callbacks to it, with the reconciler running.
+//!
+//! The money rules are what is asserted: every receipt is credited once however often and
+//! by whichever channel it arrives; a push whose callback never comes is found by STK Query;
+//! forged or mismatched callbacks buy nothing; whatever does not buy a plan waits in the
+//! wallet.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use billing_daemon::api::{AppState, app};
+use billing_daemon::config::RadiusSettings;
+use billing_daemon::payments::{Mpesa, MpesaSettings, reconciler};
+use billing_daemon::publisher::SnapshotHandle;
+use fake_daraja::{C2bOutcome, Delivery, FakeConfig, FakeDaraja, Outcome, SANDBOX_PASSKEY};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const PRICE: i64 = 1000;
+const C2B_TOKEN: &str = "c2btokenc2btokenc2btokenc2btoken42";
+
+struct Pay {
+    base: String,
+    token: String,
+    pool: PgPool,
+    fake: FakeDaraja,
+    http: reqwest::Client,
+    _reconciler: reconciler::Reconciler,
+}
+
+impl Pay {
+    async fn start(pool: PgPool) -> Self {
+        Self::start_with(pool, FakeConfig::sandbox()).await
+    }
+
+    async fn start_with(pool: PgPool, config: FakeConfig) -> Self {
+        let fake = FakeDaraja::start(config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let env: HashMap<&str, String> = HashMap::from([
+            ("JASIYO_MPESA_ENVIRONMENT", fake.base_url()),
+            ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
+            ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
+            ("JASIYO_MPESA_PASSKEY", SANDBOX_PASSKEY.to_owned()),
+            ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
+            ("JASIYO_PUBLIC_URL", format!("http://{addr}")),
+            ("JASIYO_MPESA_C2B_TOKEN", C2B_TOKEN.to_owned()),
+            ("JASIYO_MPESA_QUERY_AFTER", "0.3".to_owned()),
+            ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
+            ("JASIYO_MPESA_QUERY_DEADLINE", "20".to_owned()),
+        ]);
+        let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
+            .unwrap()
+            .unwrap();
+        let mpesa = Mpesa::new(settings).unwrap();
+        let state = AppState {
+            pool: pool.clone(),
+            snapshot: SnapshotHandle::detached(1),
+            radius: RadiusSettings {
+                public_address: "198.51.100.7".to_owned(),
+                auth_port: 11812,
+                acct_port: 11813,
+            },
+            journal: None,
+            mpesa: Some(mpesa.clone()),
+        };
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        for sql in [
+            "INSERT INTO plans (id, name, rate_limit, price_kes, duration_seconds, service) \
+             VALUES (1, 'monthly', '5M/5M', 1000, 2592000, 'both')",
+            "INSERT INTO subscribers (id, username, password, plan_id, expires_at) \
+             VALUES (1, 'alice', 'x', 1, now() - interval '1 day'), \
+                    (2, 'bob', 'x', 1, now() - interval '1 day')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let token = billing_daemon::token::create(&pool, "test").await.unwrap();
+        Self {
+            base: format!("http://{addr}"),
+            token,
+            _reconciler: reconciler::start(pool.clone(), mpesa),
+            pool,
+            fake,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("{}/api/v1{path}", self.base),
+            )
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn push(&self, username: &str, phone: &str) -> Value {
+        let (status, body) = self
+            .api(
+                "POST",
+                "/payments/stk",
+                Some(json!({"username": username, "phone": phone})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    async fn scalar(&self, sql: &str) -> String {
+        sqlx::query_scalar::<_, Option<String>>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Polls until `sql` (one text value) returns `want`.
+    async fn until(&self, sql: &str, want: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.scalar(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql}: {got:?}, want {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn register_c2b(&self) {
+        let (status, body) = self.api("POST", "/payments/c2b/register", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    /// The daemon's receipts and the fake's, both sorted.
+    async fn receipts(&self) -> (Vec<String>, Vec<String>) {
+        let mut ours: Vec<String> =
+            sqlx::query_scalar("SELECT receipt FROM payments WHERE receipt IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        ours.sort();
+        let mut theirs: Vec<String> = self.fake.ledger().into_iter().map(|e| e.receipt).collect();
+        theirs.sort();
+        (ours, theirs)
+    }
+}
+
+const ALICE_ACTIVE: &str =
+    "SELECT (expires_at > now() + interval '29 days')::text FROM subscribers WHERE id = 1";
+
+#[sqlx::test]
+async fn an_stk_payment_renews_once_though_it_also_arrives_as_c2b(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.register_c2b().await;
+    let intent = pay.push("alice", "0712 345 678").await;
+    assert_eq!(intent["status"], "pending");
+    assert_eq!(intent["phone"], "254712345678");
+    assert_eq!(intent["amount_kes"], PRICE);
+    assert_eq!(intent["account_reference"], "alice");
+    pay.until(ALICE_ACTIVE, "true").await;
+    // The fake also sends the C2B confirmation of the same payment: wait for it.
+    pay.until(
+        "SELECT count(*)::text FROM payment_callbacks WHERE kind = 'c2b_confirmation' AND processed_at IS NOT NULL",
+        "1",
+    )
+    .await;
+    pay.until("SELECT count(*)::text FROM payments", "1").await;
+    let (ours, theirs) = pay.receipts().await;
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 1);
+    let id = intent["id"].as_i64().unwrap();
+    let (_, detail) = pay
+        .api("GET", &format!("/payment-intents/{id}"), None)
+        .await;
+    assert_eq!(detail["status"], "paid");
+    assert_eq!(detail["result_code"], "0");
+    assert!(
+        detail["callbacks"][0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("stkCallback")
+    );
+    let (_, list) = pay.api("GET", "/payments?username=alice", None).await;
+    assert_eq!(list[0]["applied"], "renewed");
+    assert_eq!(list[0]["channel"], "stk");
+    let (_, daily) = pay.api("GET", "/payments/daily", None).await;
+    assert_eq!(daily[0]["total_kes"], PRICE);
+}
+
+#[sqlx::test]
+async fn duplicate_and_concurrent_callbacks_credit_once(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.fake.script(
+        "254712345678",
+        Outcome::success().with_delivery(Delivery::TwiceConcurrently),
+    );
+    pay.fake.script(
+        "254722000111",
+        Outcome::success().with_delivery(Delivery::Twice),
+    );
+    pay.push("alice", "0712345678").await;
+    pay.push("bob", "0722000111").await;
+    pay.until(
+        "SELECT count(*)::text FROM payment_callbacks WHERE kind = 'stk' AND processed_at IS NOT NULL",
+        "4",
+    )
+    .await;
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "2");
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payments WHERE applied = 'renewed'")
+            .await,
+        "2"
+    );
+    // Each subscriber renewed once: one period, not two.
+    assert_eq!(
+        pay.scalar(
+            "SELECT count(*)::text FROM subscribers \
+              WHERE expires_at BETWEEN now() + interval '29 days' AND now() + interval '31 days'"
+        )
+        .await,
+        "2"
+    );
+}
+
+#[sqlx::test]
+async fn a_cancelled_push_fails_and_one_phone_has_one_push_at_a_time(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.fake.script(
+        "254712345678",
+        Outcome::failing(1032).with_delay(Duration::from_millis(800)),
+    );
+    let first = pay.push("alice", "0712345678").await;
+    let (status, body) = pay
+        .api(
+            "POST",
+            "/payments/stk",
+            Some(json!({"username": "bob", "phone": "+254712345678"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let id = first["id"].as_i64().unwrap();
+    pay.until(
+        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
+        "failed",
+    )
+    .await;
+    assert_eq!(
+        pay.scalar(&format!(
+            "SELECT result_code FROM payment_intents WHERE id = {id}"
+        ))
+        .await,
+        "1032"
+    );
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "0");
+    assert_eq!(pay.scalar(ALICE_ACTIVE).await, "false");
+    // The phone is free again.
+    pay.push("bob", "0712345678").await;
+}
+
+#[sqlx::test]
+async fn a_payment_whose_callback_never_comes_is_found_by_query(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.register_c2b().await;
+    pay.fake.script(
+        "254712345678",
+        Outcome::success()
+            .with_delay(Duration::from_millis(700))
+            .with_delivery(Delivery::Never),
+    );
+    let intent = pay.push("alice", "0712345678").await;
+    let id = intent["id"].as_i64().unwrap();
+    pay.until(
+        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
+        "paid",
+    )
+    .await;
+    pay.until(ALICE_ACTIVE, "true").await;
+    // "Being processed" was answered at least once before the result.
+    assert_ne!(
+        pay.scalar(&format!(
+            "SELECT query_attempts::text FROM payment_intents WHERE id = {id}"
+        ))
+        .await,
+        "0"
+    );
+    // The C2B copy of the payment brings the receipt; still one credit.
+    pay.until(
+        "SELECT count(*)::text FROM payments WHERE receipt IS NOT NULL",
+        "1",
+    )
+    .await;
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "1");
+    let (ours, theirs) = pay.receipts().await;
+    assert_eq!(ours, theirs);
+}
+
+#[sqlx::test]
+async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.fake.script(
+        "254712345678",
+        Outcome::success().with_delay(Duration::from_secs(30)),
+    );
+    let intent = pay.push("alice", "0712345678").await;
+    let id = intent["id"].as_i64().unwrap();
+    let token = pay
+        .scalar(&format!(
+            "SELECT callback_token FROM payment_intents WHERE id = {id}"
+        ))
+        .await;
+    let checkout = intent["checkout_request_id"].as_str().unwrap().to_owned();
+    let callback = |checkout: &str, amount: &str, receipt: &str| {
+        format!(
+            r#"{{"Body":{{"stkCallback":{{"MerchantRequestID":"m-1","CheckoutRequestID":"{checkout}",
+            "ResultCode":0,"ResultDesc":"The service request is processed successfully.",
+            "CallbackMetadata":{{"Item":[{{"Name":"Amount","Value":{amount}}},
+            {{"Name":"MpesaReceiptNumber","Value":"{receipt}"}},{{"Name":"Balance"}},
+            {{"Name":"TransactionDate","Value":20261124102115}},{{"Name":"PhoneNumber","Value":254712345678}}]}}}}}}}}"#
+        )
+    };
+    let post = |path: String, body: String| {
+        let http = pay.http.clone();
+        let url = format!("{}{path}", pay.base);
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A URL no intent has.
+    let guessed = "ab".repeat(32);
+    assert_eq!(
+        post(
+            format!("/pay/cb/stk/{guessed}"),
+            callback(&checkout, "1000", "FORGED0001")
+        )
+        .await,
+        404
+    );
+    // The right URL with another push's CheckoutRequestID.
+    assert_eq!(
+        post(
+            format!("/pay/cb/stk/{token}"),
+            callback("ws_CO_other", "1000", "FORGED0002")
+        )
+        .await,
+        200
+    );
+    // Malformed bodies are kept and answered, and change nothing.
+    assert_eq!(
+        post(format!("/pay/cb/stk/{token}"), "{not json".to_owned()).await,
+        200
+    );
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "0");
+    let outcomes = pay
+        .scalar("SELECT string_agg(outcome, ' | ' ORDER BY id) FROM payment_callbacks")
+        .await;
+    assert!(
+        outcomes.contains("refused: CheckoutRequestID"),
+        "{outcomes}"
+    );
+    assert!(outcomes.contains("unreadable"), "{outcomes}");
+    // The right push paying less than the price: the money is kept in the wallet, the plan
+    // is not bought.
+    assert_eq!(
+        post(
+            format!("/pay/cb/stk/{token}"),
+            callback(&checkout, "1.00", "LOWPAY0001")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        pay.scalar("SELECT applied FROM payments WHERE receipt = 'LOWPAY0001'")
+            .await,
+        "wallet"
+    );
+    assert_eq!(
+        pay.scalar("SELECT wallet_balance_kes::text FROM subscribers WHERE id = 1")
+            .await,
+        "1"
+    );
+    assert_eq!(pay.scalar(ALICE_ACTIVE).await, "false");
+}
+
+#[sqlx::test]
+async fn c2b_payments_by_account_number(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.register_c2b().await;
+    // Unknown account: refused at validation, the customer keeps the money.
+    let refused = pay.fake.pay_c2b("nobody", 1000, "254700000001").await;
+    assert!(
+        matches!(refused, C2bOutcome::Rejected { .. }),
+        "{refused:?}"
+    );
+    // The account typed with odd case and spaces.
+    let paid = pay.fake.pay_c2b(" ALICE ", 1000, "254700000002").await;
+    assert!(matches!(paid, C2bOutcome::Completed { .. }), "{paid:?}");
+    pay.until(ALICE_ACTIVE, "true").await;
+    // Less than the price waits in the wallet; the rest renews from it.
+    pay.fake.pay_c2b("bob", 400, "254700000003").await;
+    pay.until(
+        "SELECT wallet_balance_kes::text FROM subscribers WHERE id = 2",
+        "400",
+    )
+    .await;
+    pay.fake.pay_c2b("bob", 700, "254700000003").await;
+    pay.until(
+        "SELECT wallet_balance_kes::text FROM subscribers WHERE id = 2",
+        "100",
+    )
+    .await;
+    assert_eq!(
+        pay.scalar("SELECT (expires_at > now())::text FROM subscribers WHERE id = 2")
+            .await,
+        "true"
+    );
+    let (ours, theirs) = pay.receipts().await;
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 3);
+    // The MSISDN is stored as Safaricom sent it (a hash), never used as identity.
+    let msisdn = pay
+        .scalar("SELECT msisdn FROM payments WHERE channel = 'c2b' LIMIT 1")
+        .await;
+    assert_eq!(msisdn.len(), 64, "{msisdn}");
+}
+
+#[sqlx::test]
+async fn bad_requests_and_cash(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    for (body, status) in [
+        (
+            json!({"username": "alice", "phone": "12345"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"username": "nobody", "phone": "0712345678"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"username": "alice", "phone": "0712345678", "plan_id": 99}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"username": "alice"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, reply) = pay.api("POST", "/payments/stk", Some(body.clone())).await;
+        assert_eq!(got, status, "{body} -> {reply}");
+    }
+    let (status, cash) = pay
+        .api(
+            "POST",
+            "/payments",
+            Some(json!({"username": "alice", "amount_kes": 1000, "note": "paid at the shop"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{cash}");
+    assert_eq!(cash["applied"], "renewed");
+    assert_eq!(cash["channel"], "cash");
+    assert_eq!(pay.scalar(ALICE_ACTIVE).await, "true");
+    let (status, _) = pay
+        .api(
+            "POST",
+            "/payments",
+            Some(json!({"username": "alice", "amount_kes": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test]
+async fn without_mpesa_the_endpoints_say_so(pool: PgPool) {
+    let app = common::TestApp::new(pool).await;
+    app.post(
+        "/api/v1/payments/stk",
+        &json!({"username": "alice", "phone": "0712345678"}),
+    )
+    .await
+    .assert_error(StatusCode::SERVICE_UNAVAILABLE, "not_configured");
+    let r = app
+        .send(
+            "POST",
+            &format!("/pay/cb/c2b/{C2B_TOKEN}/confirmation"),
+            Some("{}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
