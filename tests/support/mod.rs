@@ -40,6 +40,9 @@ use serde_json::{Value, json};
 
 /// How long a condition that the product promises "within a second" may take
 /// in a test before it fails: generous, because tests never assert on timing.
+/// The C2B path token of the test stack's daemon.
+pub(crate) const MPESA_C2B_TOKEN: &str = "e2ec2btokene2ec2btokene2ec2btoken";
+
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 /// Start-up of the daemon or radiusd.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -107,6 +110,9 @@ pub(crate) struct StackOptions {
     /// Interim interval the daemon assumes when a router sends none
     /// (`JASIYO_DEFAULT_INTERIM_INTERVAL`, seconds; `None`: the daemon's default).
     pub(crate) default_interim_interval: Option<u32>,
+    /// Base URL of a fake Daraja (crates/fake-daraja, sandbox credentials) to take M-Pesa
+    /// payments through; `None`: M-Pesa off.
+    pub(crate) mpesa: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -118,6 +124,7 @@ impl Default for StackOptions {
             daemon_env: Vec::new(),
             stale_sweep_interval: None,
             default_interim_interval: None,
+            mpesa: None,
         }
     }
 }
@@ -145,6 +152,7 @@ pub(crate) struct Stack {
     /// answers, so Disconnects the daemon sends it go nowhere else (3799 on this machine
     /// may be someone's).
     coa_sink: UdpSocket,
+    mpesa: Option<String>,
 }
 
 pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
@@ -188,6 +196,7 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         .chain(options.daemon_env.iter().cloned())
         .collect(),
         coa_sink: free_udp_socket(),
+        mpesa: options.mpesa.clone(),
     };
     let tmp = dir.path().to_path_buf();
     stack.dir = Some(dir);
@@ -379,12 +388,36 @@ impl Stack {
             .env("JASIYO_LISTEN", listen)
             .env("JASIYO_JOURNAL_CAPACITY", &self.journal_capacity)
             .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
+            .envs(self.mpesa_env())
             .stdout(daemon_log.try_clone().expect("dup"))
             .stderr(daemon_log)
             .spawn()
             .expect("spawn billing-daemon serve");
         self.daemon = Some(child);
         self.wait_healthy().await;
+    }
+
+    /// The daemon's M-Pesa settings for the fake Daraja, if there is one: the fake's
+    /// sandbox credentials, this daemon's API address as the callback base, and STK Query
+    /// timings short enough for a test.
+    fn mpesa_env(&self) -> Vec<(&'static str, String)> {
+        let Some(base) = &self.mpesa else {
+            return Vec::new();
+        };
+        vec![
+            ("JASIYO_MPESA_ENVIRONMENT", base.clone()),
+            ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
+            ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
+            (
+                "JASIYO_MPESA_PASSKEY",
+                fake_daraja::SANDBOX_PASSKEY.to_owned(),
+            ),
+            ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
+            ("JASIYO_PUBLIC_URL", self.api.base.clone()),
+            ("JASIYO_MPESA_C2B_TOKEN", MPESA_C2B_TOKEN.to_owned()),
+            ("JASIYO_MPESA_QUERY_AFTER", "0.5".to_owned()),
+            ("JASIYO_MPESA_QUERY_INTERVAL", "0.5".to_owned()),
+        ]
     }
 
     /// A client that sends Accounting-Requests to radiusd as a router does
