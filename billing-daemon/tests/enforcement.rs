@@ -241,6 +241,21 @@ async fn router(ip: &str, mode: Mode) -> (u16, Arc<Mutex<Vec<(u8, String)>>>) {
     (port, seen)
 }
 
+/// The test data, router 1 answering as `mode`, and the worker started.
+async fn worker_with_router(
+    pool: &PgPool,
+    mode: Mode,
+) -> (Arc<Mutex<Vec<(u8, String)>>>, enforcement::Enforcer) {
+    setup(pool).await;
+    let (port, seen) = router("127.0.0.1", mode).await;
+    exec(
+        pool,
+        &format!("UPDATE routers SET coa_port = {port} WHERE id = 1"),
+    )
+    .await;
+    (seen, enforcement::start(pool.clone(), quick()))
+}
+
 fn quick() -> EnforcementConfig {
     EnforcementConfig {
         retry: RetryPolicy {
@@ -291,14 +306,7 @@ async fn settled(
 
 #[sqlx::test]
 async fn worker_sends_records_and_falls_back(pool: PgPool) {
-    setup(&pool).await;
-    let (port, seen) = router("127.0.0.1", Mode::AckDisconnectNakCoa).await;
-    exec(
-        &pool,
-        &format!("UPDATE routers SET coa_port = {port} WHERE id = 1"),
-    )
-    .await;
-    let enforcer = enforcement::start(pool.clone(), quick());
+    let (seen, enforcer) = worker_with_router(&pool, Mode::AckDisconnectNakCoa).await;
     // bob changes plan (CoA, NAKed, replaced by a Disconnect); alice is suspended.
     exec(&pool, "UPDATE subscribers SET plan_id = 2 WHERE id = 2").await;
     exec(
@@ -329,14 +337,7 @@ async fn worker_sends_records_and_falls_back(pool: PgPool) {
 
 #[sqlx::test]
 async fn unanswered_disconnects_are_retried_in_rounds_then_time_out(pool: PgPool) {
-    setup(&pool).await;
-    let (port, seen) = router("127.0.0.1", Mode::Silent).await;
-    exec(
-        &pool,
-        &format!("UPDATE routers SET coa_port = {port} WHERE id = 1"),
-    )
-    .await;
-    let enforcer = enforcement::start(pool.clone(), quick());
+    let (seen, enforcer) = worker_with_router(&pool, Mode::Silent).await;
     exec(
         &pool,
         "UPDATE subscribers SET status = 'suspended' WHERE id = 2",

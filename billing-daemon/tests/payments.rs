@@ -13,10 +13,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use billing_daemon::api::{AppState, app};
-use billing_daemon::config::RadiusSettings;
+use billing_daemon::api::app;
 use billing_daemon::payments::{Mpesa, MpesaSettings, reconciler};
-use billing_daemon::publisher::SnapshotHandle;
 use fake_daraja::{C2bOutcome, Delivery, FakeConfig, FakeDaraja, Outcome, SANDBOX_PASSKEY};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -58,17 +56,7 @@ impl Pay {
             .unwrap()
             .unwrap();
         let mpesa = Mpesa::new(settings).unwrap();
-        let state = AppState {
-            pool: pool.clone(),
-            snapshot: SnapshotHandle::detached(1),
-            radius: RadiusSettings {
-                public_address: "198.51.100.7".to_owned(),
-                auth_port: 11812,
-                acct_port: 11813,
-            },
-            journal: None,
-            mpesa: Some(mpesa.clone()),
-        };
+        let state = common::state(&pool, Some(mpesa.clone()));
         tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -91,6 +91,20 @@ impl Enforcer {
     }
 }
 
+/// Ids of the actions being sent now (not to be claimed again meanwhile).
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashSet<i64>>>);
+
+impl InFlight {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.set().iter().copied().collect()
+    }
+}
+
 async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut l = PgListener::connect_with(pool).await?;
     l.listen_all([queue::CHANNEL, crate::publisher::CHANNEL])
@@ -99,7 +113,7 @@ async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 }
 
 async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<bool>) {
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let in_flight = InFlight::default();
     let mut tasks = JoinSet::new();
     let mut listener: Option<PgListener> = None;
     let mut expiry_dirty = true;
@@ -130,36 +144,18 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
                 expiry_dirty = false;
                 expiry_checked = tokio::time::Instant::now();
             }
-            let skip: Vec<i64> = in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .copied()
-                .collect();
-            for action in queue::due(&pool, &skip, CLAIM_LIMIT).await? {
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(action.id);
+            for action in queue::due(&pool, &in_flight.ids(), CLAIM_LIMIT).await? {
+                in_flight.set().insert(action.id);
                 let (pool, in_flight) = (pool.clone(), in_flight.clone());
                 tasks.spawn(async move {
                     let id = action.id;
                     if let Err(e) = send_action(&pool, &config, action).await {
                         tracing::warn!(action = id, error = %e, "enforcement: could not record an outcome; will retry");
                     }
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
+                    in_flight.set().remove(&id);
                 });
             }
-            let skip: Vec<i64> = in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .copied()
-                .collect();
-            queue::next_due(&pool, &skip).await
+            queue::next_due(&pool, &in_flight.ids()).await
         };
         match pass.await {
             Ok(next_due) => {

@@ -28,7 +28,11 @@ const MAX_BODY: usize = 64 * 1024;
 /// `YYYYMMDDHHmmss` in Kenyan time (UTC+3, no DST), as Daraja writes TransTime and
 /// TransactionDate.
 pub fn parse_nairobi_time(text: &str) -> Option<DateTime<Utc>> {
-    let local = NaiveDateTime::parse_from_str(text.trim(), "%Y%m%d%H%M%S").ok()?;
+    let text = text.trim();
+    if text.len() != 14 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let local = NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S").ok()?;
     let nairobi = chrono::FixedOffset::east_opt(3 * 3600)?;
     nairobi
         .from_local_datetime(&local)
@@ -267,6 +271,41 @@ fn c2b_token_ok(mpesa: &Mpesa, token: &str) -> bool {
     got.len() == want.len() && got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// What the C2B endpoints share: M-Pesa on, the configured token, the body read, stored
+/// and the source checked. `Err` is the answer to give at once.
+struct C2bRequest<'a> {
+    mpesa: &'a Mpesa,
+    id: i64,
+    allowed: bool,
+    body: Bytes,
+}
+
+async fn c2b_request<'a>(
+    st: &'a AppState,
+    token: &str,
+    kind: &str,
+    req: Request,
+) -> Result<C2bRequest<'a>, Response> {
+    let mpesa = st.mpesa.as_ref().ok_or_else(not_found)?;
+    if !c2b_token_ok(mpesa, token) {
+        return Err(not_found());
+    }
+    let (peer, xff, body) = read(req).await?;
+    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
+    let id = store(&st.pool, kind, source_ip, None, &body)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, kind, "could not store a C2B callback");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        })?;
+    Ok(C2bRequest {
+        mpesa,
+        id,
+        allowed,
+        body,
+    })
+}
+
 /// `POST /pay/cb/c2b/{token}/validation`: accept a payment for a known account (and an
 /// amount the configured rule allows), refuse anything else so the customer keeps the
 /// money.
@@ -275,28 +314,21 @@ pub async fn c2b_validation(
     Path(token): Path<String>,
     req: Request,
 ) -> Response {
-    let Some(mpesa) = st.mpesa.as_ref() else {
-        return not_found();
-    };
-    if !c2b_token_ok(mpesa, &token) {
-        return not_found();
-    }
-    let (peer, xff, body) = match read(req).await {
-        Ok(r) => r,
+    let c = match c2b_request(&st, &token, "c2b_validation", req).await {
+        Ok(c) => c,
+        // Without a record, refuse: an unknown payment must not go through unlogged.
+        Err(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            return axum::Json(parse::validation_reject(C2bRejectCode::OtherError)).into_response();
+        }
         Err(resp) => return resp,
     };
-    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
-    let Ok(id) = store(&st.pool, "c2b_validation", source_ip, None, &body).await else {
-        // Without a record, refuse: an unknown payment must not go through unlogged.
-        return axum::Json(parse::validation_reject(C2bRejectCode::OtherError)).into_response();
-    };
-    let (reply, outcome) = if !allowed {
+    let (reply, outcome) = if !c.allowed {
         (
             parse::validation_reject(C2bRejectCode::OtherError),
             "refused: source address not allowed".to_owned(),
         )
     } else {
-        match validate(&st.pool, mpesa, &body).await {
+        match validate(&st.pool, c.mpesa, &c.body).await {
             Ok(Ok(())) => (parse::validation_accept(), "accepted".to_owned()),
             Ok(Err((code, why))) => (parse::validation_reject(code), format!("refused: {why}")),
             Err(e) => (
@@ -305,7 +337,7 @@ pub async fn c2b_validation(
             ),
         }
     };
-    let _ = mark_refused(&st.pool, id, &outcome).await;
+    let _ = mark_refused(&st.pool, c.id, &outcome).await;
     axum::Json(reply).into_response()
 }
 
@@ -349,31 +381,17 @@ pub async fn c2b_confirmation(
     Path(token): Path<String>,
     req: Request,
 ) -> Response {
-    let Some(mpesa) = st.mpesa.as_ref() else {
-        return not_found();
-    };
-    if !c2b_token_ok(mpesa, &token) {
-        return not_found();
-    }
-    let (peer, xff, body) = match read(req).await {
-        Ok(r) => r,
+    let c = match c2b_request(&st, &token, "c2b_confirmation", req).await {
+        Ok(c) => c,
         Err(resp) => return resp,
     };
-    let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
-    let id = match store(&st.pool, "c2b_confirmation", source_ip, None, &body).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "could not store a C2B confirmation");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    if !allowed {
-        let _ = mark_refused(&st.pool, id, "refused: source address not allowed").await;
+    if !c.allowed {
+        let _ = mark_refused(&st.pool, c.id, "refused: source address not allowed").await;
         return StatusCode::FORBIDDEN.into_response();
     }
-    match process_c2b(&st.pool, id, &body).await {
-        Ok(outcome) => tracing::info!(callback = id, outcome, "C2B confirmation"),
-        Err(e) => tracing::warn!(callback = id, error = %e, "C2B confirmation kept for later"),
+    match process_c2b(&st.pool, c.id, &c.body).await {
+        Ok(outcome) => tracing::info!(callback = c.id, outcome, "C2B confirmation"),
+        Err(e) => tracing::warn!(callback = c.id, error = %e, "C2B confirmation kept for later"),
     }
     ack()
 }

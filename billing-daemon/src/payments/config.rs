@@ -277,16 +277,8 @@ impl MpesaSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::env_of;
     use secrecy::ExposeSecret;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
 
     const TOKEN: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 

@@ -43,22 +43,26 @@ impl Reply {
     }
 }
 
+/// The handlers' state for a test: no journal, a detached publisher, and M-Pesa if given.
+pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> AppState {
+    AppState {
+        pool: pool.clone(),
+        snapshot: SnapshotHandle::detached(1),
+        radius: RadiusSettings {
+            public_address: "198.51.100.7".to_owned(),
+            auth_port: 11812,
+            acct_port: 11813,
+        },
+        journal: None,
+        mpesa,
+    }
+}
+
 impl TestApp {
     pub async fn new(pool: PgPool) -> Self {
         let token = billing_daemon::token::create(&pool, "test").await.unwrap();
-        let state = AppState {
-            pool: pool.clone(),
-            snapshot: SnapshotHandle::detached(1),
-            radius: RadiusSettings {
-                public_address: "198.51.100.7".to_owned(),
-                auth_port: 11812,
-                acct_port: 11813,
-            },
-            journal: None,
-            mpesa: None,
-        };
         Self {
-            router: app(state),
+            router: app(state(&pool, None)),
             token,
             pool,
         }
