@@ -360,6 +360,39 @@ async fn unanswered_disconnects_are_retried_in_rounds_then_time_out(pool: PgPool
 }
 
 #[sqlx::test]
+async fn an_unanswered_coa_is_replaced_by_a_disconnect(pool: PgPool) {
+    let (seen, enforcer) = worker_with_router(&pool, Mode::Silent).await;
+    exec(&pool, "UPDATE subscribers SET plan_id = 2 WHERE id = 2").await;
+    // The CoA gets one round; its Disconnect fallback gets the configured two.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = settled(&pool).await;
+        if rows.len() == 2 || tokio::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_deref(), r.2.as_str(), r.5))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("plan_changed", Some("coa"), "timeout", 1),
+            ("plan_changed", Some("disconnect"), "timeout", 2),
+        ]
+    );
+    let codes: Vec<u8> = seen.lock().unwrap().iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        codes,
+        [43, 43, 43, 40, 40, 40, 40, 40, 40],
+        "CoA-Requests, then Disconnect-Requests"
+    );
+    enforcer.shutdown().await;
+}
+
+#[sqlx::test]
 async fn ended_sessions_and_undone_changes_are_skipped(pool: PgPool) {
     setup(&pool).await;
     // Queued while the worker is not running; undone before it starts.
