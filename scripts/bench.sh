@@ -758,7 +758,7 @@ if [ -n "$acct_configs" ]; then
     if has_config acct-jasiyo; then
         say "loading $n subscribers into billing-daemon's schema"
         load_jasiyo "$n"
-        psql_q "${admin_url%/postgres}/jasiyo" -c "TRUNCATE sessions, usage_daily, auth_log"
+        psql_q "${admin_url%/postgres}/jasiyo" -c "TRUNCATE sessions, usage_daily, auth_log, enforcement_actions"
         rm -rf "$work/$n/daemon"
         if start_daemon "$n" no-repeats; then daemon_ok=1; fi
     fi
