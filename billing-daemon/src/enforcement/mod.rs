@@ -9,6 +9,8 @@
 //!   future `expires_at` among online subscribers and wakes at that instant (not on a minute
 //!   tick) to queue their sessions. It recomputes that instant when a subscriber changes
 //!   (`jasiyo_changes`, at most every [`EXPIRY_RECHECK`]) and at least every [`IDLE_POLL`].
+//!   Those notifications do not make it read the queue: only its own channel, a finished
+//!   send, a retry coming due or the idle poll do.
 //! * **Sending.** Due rows are claimed and each runs in a task of its own, so an unreachable
 //!   router delays only its own actions. [`policy::decide`] picks Disconnect or CoA from the
 //!   state at that moment; [`dynauth::exchange`] sends it with RFC 5080 retransmission. The
@@ -119,6 +121,12 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
     let mut expiry_dirty = true;
     let mut expiry_checked = tokio::time::Instant::now();
     let mut next_expiry: Option<DateTime<Utc>> = None;
+    // The queue is read only when something may have changed in it (a notification on
+    // its channel, a send finished, a retry came due, the idle poll), not on every
+    // subscriber change: those arrive by the thousand while accounting flows.
+    let mut dispatch_needed = true;
+    let mut dispatched = tokio::time::Instant::now();
+    let mut next_due: Option<DateTime<Utc>> = None;
     let mut db_backoff = Duration::from_millis(100);
     loop {
         if listener.is_none() {
@@ -127,13 +135,16 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
                     listener = Some(l);
                     // Notifications sent while not listening are gone: look at everything.
                     expiry_dirty = true;
+                    dispatch_needed = true;
                 }
                 Err(e) => tracing::warn!(error = %e, "enforcement: LISTEN failed; polling"),
             }
         }
         let now = Utc::now();
         let expiry_due = next_expiry.is_some_and(|t| t <= now);
-        let mut wake = tokio::time::Instant::now() + IDLE_POLL;
+        let dispatch = dispatch_needed
+            || next_due.is_some_and(|t| t <= now)
+            || dispatched.elapsed() >= IDLE_POLL;
         let pass = async {
             if expiry_due || (expiry_dirty && expiry_checked.elapsed() >= EXPIRY_RECHECK) {
                 let queued = queue::queue_expired(&pool).await?;
@@ -144,21 +155,28 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
                 expiry_dirty = false;
                 expiry_checked = tokio::time::Instant::now();
             }
-            for action in queue::due(&pool, &in_flight.ids(), CLAIM_LIMIT).await? {
-                in_flight.set().insert(action.id);
-                let (pool, in_flight) = (pool.clone(), in_flight.clone());
-                tasks.spawn(async move {
-                    let id = action.id;
-                    if let Err(e) = send_action(&pool, &config, action).await {
-                        tracing::warn!(action = id, error = %e, "enforcement: could not record an outcome; will retry");
-                    }
-                    in_flight.set().remove(&id);
-                });
+            if dispatch {
+                for action in queue::due(&pool, &in_flight.ids(), CLAIM_LIMIT).await? {
+                    in_flight.set().insert(action.id);
+                    let (pool, in_flight) = (pool.clone(), in_flight.clone());
+                    tasks.spawn(async move {
+                        let id = action.id;
+                        if let Err(e) = send_action(&pool, &config, action).await {
+                            tracing::warn!(action = id, error = %e, "enforcement: could not record an outcome; will retry");
+                        }
+                        in_flight.set().remove(&id);
+                    });
+                }
+                next_due = queue::next_due(&pool, &in_flight.ids()).await?;
+                dispatch_needed = false;
+                dispatched = tokio::time::Instant::now();
             }
-            queue::next_due(&pool, &in_flight.ids()).await
+            Ok::<(), sqlx::Error>(())
         };
-        match pass.await {
-            Ok(next_due) => {
+        let result = pass.await;
+        let mut wake = dispatched + IDLE_POLL;
+        match result {
+            Ok(()) => {
                 db_backoff = Duration::from_millis(100);
                 for t in [next_due, next_expiry].into_iter().flatten() {
                     wake = wake.min(instant_of(t));
@@ -169,6 +187,7 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
             }
             Err(e) => {
                 tracing::warn!(error = %e, "enforcement: database error; retrying");
+                dispatch_needed = true;
                 wake = tokio::time::Instant::now() + db_backoff;
                 db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
             }
@@ -176,13 +195,10 @@ async fn run(pool: PgPool, config: EnforcementConfig, mut stop: watch::Receiver<
         tokio::select! {
             _ = stop.changed() => break,
             () = tokio::time::sleep_until(wake) => {}
-            Some(_) = tasks.join_next() => {}
+            Some(_) = tasks.join_next() => dispatch_needed = true,
             received = recv(&mut listener) => match received {
-                Some(channel) => {
-                    if channel == crate::publisher::CHANNEL {
-                        expiry_dirty = true;
-                    }
-                }
+                Some(channel) if channel == crate::publisher::CHANNEL => expiry_dirty = true,
+                Some(_) => dispatch_needed = true,
                 None => {
                     tracing::warn!("enforcement: lost the LISTEN connection; reconnecting");
                     listener = None;
@@ -246,19 +262,18 @@ async fn send_action(
         )
         .await;
     };
-    let Some(mut request) = policy::request(&decision, session, now) else {
-        return Ok(());
+    let rate = match &decision {
+        Decision::ChangeRate(rate) => Some(rate.as_str()),
+        _ => None,
     };
+    let is_coa = rate.is_some();
+    let kind = if is_coa { "coa" } else { "disconnect" };
+    let mut request = policy::request(rate, session, now);
     request.id = rand::rng().random();
     let target = SocketAddr::new(router.ip, router.coa_port);
-    let (kind, rate) = match &decision {
-        Decision::ChangeRate(rate) => ("coa", Some(rate.as_str())),
-        _ => ("disconnect", None),
-    };
     queue::mark_sent(pool, action.id, kind, rate, &target.to_string()).await?;
     let waits = config.retry.waits(|| rand::rng().random_range(-0.1..=0.1));
     let outcome = dynauth::exchange(target, router.secret.as_bytes(), &request, &waits).await;
-    let is_coa = kind == "coa";
     tracing::info!(
         action = action.id,
         reason = action.reason.as_str(),

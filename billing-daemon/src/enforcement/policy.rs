@@ -167,16 +167,16 @@ pub struct SessionTarget {
     pub nas_ip: Option<Ipv4Addr>,
 }
 
-/// Builds the request (identifier 0: the sender picks one). It carries what RouterOS needs
-/// to find the session (User-Name, Acct-Session-Id, Framed-IP-Address; NAS-IP-Address as RFC
-/// 5176 asks for NAS identification), Event-Timestamp (RFC 5176 §3) and a
-/// Message-Authenticator, which RouterOS v7 puts on its own replies.
+/// Builds the request (identifier 0: the sender picks one): a CoA-Request setting
+/// `new_rate` as Mikrotik-Rate-Limit, or without one a Disconnect-Request. It carries what
+/// RouterOS needs to find the session (User-Name, Acct-Session-Id, Framed-IP-Address;
+/// NAS-IP-Address as RFC 5176 asks for NAS identification), Event-Timestamp (RFC 5176 §3)
+/// and a Message-Authenticator, which RouterOS v7 puts on its own replies.
 /// A Disconnect-Request carries nothing else (RFC 5176 §3).
-pub fn request(decision: &Decision, target: &SessionTarget, now: DateTime<Utc>) -> Option<Packet> {
-    let base = match decision {
-        Decision::Disconnect => Packet::disconnect_request(0),
-        Decision::ChangeRate(_) => Packet::coa_request(0),
-        Decision::Skip(_) => return None,
+pub fn request(new_rate: Option<&str>, target: &SessionTarget, now: DateTime<Utc>) -> Packet {
+    let base = match new_rate {
+        None => Packet::disconnect_request(0),
+        Some(_) => Packet::coa_request(0),
     };
     let mut p = base
         .with_string(attr::USER_NAME, &target.username)
@@ -187,14 +187,12 @@ pub fn request(decision: &Decision, target: &SessionTarget, now: DateTime<Utc>) 
     if let Some(ip) = target.nas_ip {
         p = p.with_ipv4(attr::NAS_IP_ADDRESS, ip);
     }
-    if let Decision::ChangeRate(rate) = decision {
+    if let Some(rate) = new_rate {
         p = p.with_vendor_string(attr::mikrotik::VENDOR_ID, attr::mikrotik::RATE_LIMIT, rate);
     }
     let timestamp = u32::try_from(now.timestamp()).unwrap_or(u32::MAX);
-    Some(
-        p.with_integer(attr::EVENT_TIMESTAMP, timestamp)
-            .with_message_authenticator(),
-    )
+    p.with_integer(attr::EVENT_TIMESTAMP, timestamp)
+        .with_message_authenticator()
 }
 
 #[cfg(test)]
@@ -353,7 +351,7 @@ mod tests {
     #[test]
     fn disconnect_request_identifies_the_session_and_nothing_more() {
         let secret = b"router-secret";
-        let p = request(&Decision::Disconnect, &target(), now()).unwrap();
+        let p = request(None, &target(), now());
         let wire = p.encode(secret).unwrap();
         let got = Packet::decode(&wire).unwrap();
         got.verify_request(secret).unwrap();
@@ -381,7 +379,7 @@ mod tests {
         let secret = b"s";
         let mut t = target();
         t.framed_ip = None;
-        let p = request(&Decision::ChangeRate("1M/2M".into()), &t, now()).unwrap();
+        let p = request(Some("1M/2M"), &t, now());
         let got = Packet::decode(&p.encode(secret).unwrap()).unwrap();
         got.verify_request(secret).unwrap();
         assert_eq!(got.code, Code::COA_REQUEST);
@@ -391,6 +389,5 @@ mod tests {
                 .unwrap(),
             Some("1M/2M")
         );
-        assert!(request(&Decision::Skip("x"), &t, now()).is_none());
     }
 }
