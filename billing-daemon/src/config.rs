@@ -260,92 +260,61 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(DEFAULT_JOURNAL_CAPACITY),
         };
-        let seconds = |key: &str, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
-            let n = match env(key) {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
-                None => file.unwrap_or(default),
-            };
-            if n == 0 {
-                bail!("{key} must be at least 1 second");
-            }
-            Ok(n)
-        };
-        let stale_sweep_interval = Duration::from_secs(u64::from(seconds(
+        let stale_sweep_interval = Duration::from_secs(u64::from(positive_count(
+            &env,
             "JASIYO_STALE_SWEEP_INTERVAL",
             f.stale_sweep_interval,
             DEFAULT_STALE_SWEEP_SECS,
+            " second",
         )?));
-        let default_interim_interval = seconds(
+        let default_interim_interval = positive_count(
+            &env,
             "JASIYO_DEFAULT_INTERIM_INTERVAL",
             f.default_interim_interval,
             DEFAULT_INTERIM_INTERVAL_SECS,
+            " second",
         )?;
         if journal_capacity % 4096 != 0 || journal_capacity < 4096 {
             bail!("journal capacity {journal_capacity} must be a positive multiple of 4096 bytes");
         }
-        let seconds =
-            |key: &str, file: Option<f64>, default: Duration| -> anyhow::Result<Duration> {
-                let value = match env(key) {
-                    Some(v) => v
-                        .trim()
-                        .parse::<f64>()
-                        .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
-                    None => match file {
-                        Some(f) => f,
-                        None => return Ok(default),
-                    },
-                };
-                Duration::try_from_secs_f64(value)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .with_context(|| format!("{key} must be a positive number of seconds"))
-            };
-        let count = |key: &str, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
-            let n = match env(key) {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{key} {v:?} is not a whole number"))?,
-                None => file.unwrap_or(default),
-            };
-            if n == 0 {
-                bail!("{key} must be at least 1");
-            }
-            Ok(n)
-        };
         let defaults = EnforcementConfig::default();
         let enforcement = EnforcementConfig {
             retry: RetryPolicy {
-                initial_timeout: seconds(
+                initial_timeout: positive_seconds(
+                    &env,
                     "JASIYO_COA_TIMEOUT",
                     f.coa_timeout,
                     defaults.retry.initial_timeout,
                 )?,
-                max_timeout: seconds(
+                max_timeout: positive_seconds(
+                    &env,
                     "JASIYO_COA_MAX_TIMEOUT",
                     f.coa_max_timeout,
                     defaults.retry.max_timeout,
                 )?,
-                max_transmissions: count(
+                max_transmissions: positive_count(
+                    &env,
                     "JASIYO_COA_TRANSMISSIONS",
                     f.coa_transmissions,
                     defaults.retry.max_transmissions,
+                    "",
                 )?,
-                max_duration: seconds(
+                max_duration: positive_seconds(
+                    &env,
                     "JASIYO_COA_MAX_DURATION",
                     f.coa_max_duration,
                     defaults.retry.max_duration,
                 )?,
             },
-            rounds: count(
+            rounds: positive_count(
+                &env,
                 "JASIYO_ENFORCEMENT_ROUNDS",
                 f.enforcement_rounds,
                 defaults.rounds,
+                "",
             )?,
-            round_backoff: seconds(
+            round_backoff: positive_seconds(
+                &env,
                 "JASIYO_ENFORCEMENT_ROUND_BACKOFF",
                 f.enforcement_round_backoff,
                 defaults.round_backoff,
@@ -391,6 +360,52 @@ impl Settings {
             Err(_) => "<invalid>".to_owned(),
         }
     }
+}
+
+/// A whole number of at least 1 (`unit` names it in the error, e.g. `" second"`): the
+/// environment's `key` first, then the file's value, then `default`.
+fn positive_count(
+    env: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    file: Option<u32>,
+    default: u32,
+    unit: &str,
+) -> anyhow::Result<u32> {
+    let n = match env(key) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{key} {v:?} is not a whole number"))?,
+        None => file.unwrap_or(default),
+    };
+    if n == 0 {
+        bail!("{key} must be at least 1{unit}");
+    }
+    Ok(n)
+}
+
+/// A positive duration in seconds, decimals allowed (`0.2`): the environment's `key`
+/// first, then the file's value, then `default`.
+pub(crate) fn positive_seconds(
+    env: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    file: Option<f64>,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    let value = match env(key) {
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
+        None => match file {
+            Some(f) => f,
+            None => return Ok(default),
+        },
+    };
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{key} must be a positive number of seconds"))
 }
 
 /// Resolves a group name (or a numeric gid) to a gid through the system's group database

@@ -8,9 +8,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{AppState, limit};
 
 const SESSION_COLUMNS: &str = "id, router_id, host(source_ip) AS source_ip, host(nas_ip) AS nas_ip, \
     nas_identifier, username, subscriber_id, acct_session_id, nas_port, nas_port_id, \
@@ -100,14 +100,6 @@ fn session_from_row(r: &PgRow) -> Result<SessionOut, sqlx::Error> {
         session_seconds: r.try_get("session_seconds")?,
         interim_interval: r.try_get("interim_interval")?,
     })
-}
-
-fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    let l = l.unwrap_or(default);
-    if !(1..=max).contains(&l) {
-        return Err(ApiError::Validation(format!("limit must be 1..{max}")));
-    }
-    Ok(l)
 }
 
 /// Filters for `GET /sessions`.

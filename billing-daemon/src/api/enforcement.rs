@@ -10,9 +10,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{AppState, limit};
 use crate::enforcement::queue;
 
 const ACTION_COLUMNS: &str = "id, created_at, reason, session_id, subscriber_id, username, \
@@ -109,10 +109,7 @@ pub async fn log(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<ApiJson<Vec<EnforcementOut>>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Validation("limit must be 1..1000".into()));
-    }
+    let limit = limit(q.limit, 100, 1000)?;
     if let Some(s) = &q.status
         && !STATUSES.contains(&s.as_str())
     {

@@ -81,6 +81,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// A list endpoint's `limit` query parameter: `default` when absent, else 1..=`max`.
+pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let l = l.unwrap_or(default);
+    if !(1..=max).contains(&l) {
+        return Err(ApiError::Validation(format!("limit must be 1..{max}")));
+    }
+    Ok(l)
+}
+
 /// SHA-256 of a token, as stored in `api_tokens.token_sha256`.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -10,9 +10,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{AppState, limit};
 use crate::payments::Mpesa;
 use crate::payments::ledger::{self, Channel, Recorded};
 use crate::payments::stk::{self, Purchase, StartError};
@@ -167,14 +167,6 @@ pub struct IntentQuery {
     pub limit: Option<i64>,
 }
 
-fn page(limit: Option<i64>) -> Result<i64, ApiError> {
-    let l = limit.unwrap_or(100);
-    if !(1..=1000).contains(&l) {
-        return Err(ApiError::Validation("limit must be 1..1000".into()));
-    }
-    Ok(l)
-}
-
 /// STK Push intents, newest first.
 #[utoipa::path(get, path = "/api/v1/payment-intents", tag = "payments", params(IntentQuery),
     responses((status = 200, body = [IntentOut]), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
@@ -193,7 +185,7 @@ pub async fn intents(
         qb.push(" AND s.username = ").push_bind(u);
     }
     qb.push(" ORDER BY i.id DESC LIMIT ")
-        .push_bind(page(q.limit)?);
+        .push_bind(limit(q.limit, 100, 1000)?);
     let rows = qb.build().fetch_all(&st.pool).await?;
     Ok(ApiJson(
         rows.iter().map(intent_from_row).collect::<Result<_, _>>()?,
@@ -376,7 +368,7 @@ pub async fn list(
         qb.push(" AND p.paid_at < ").push_bind(d).push("::date + 1");
     }
     qb.push(" ORDER BY p.paid_at DESC, p.id DESC LIMIT ")
-        .push_bind(page(q.limit)?);
+        .push_bind(limit(q.limit, 100, 1000)?);
     let rows = qb.build().fetch_all(&st.pool).await?;
     Ok(ApiJson(
         rows.iter()

@@ -28,6 +28,8 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::config::positive_seconds;
+
 /// `[mpesa]` in the config file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,13 +154,6 @@ pub struct MpesaSettings {
     pub c2b_amounts: C2bAmounts,
 }
 
-fn seconds(key: &str, v: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .with_context(|| format!("{key} must be a positive number of seconds"))
-}
-
 impl MpesaSettings {
     /// None when no environment is chosen (M-Pesa off).
     pub fn load(
@@ -223,16 +218,6 @@ impl MpesaSettings {
             ),
             None => f.trusted_proxy,
         };
-        let duration = |key: &str, file: Option<f64>, default: f64| -> anyhow::Result<Duration> {
-            let v = match env(key) {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{key} {v:?} is not a number of seconds"))?,
-                None => file.unwrap_or(default),
-            };
-            seconds(key, v)
-        };
         let c2b_amounts = match text("JASIYO_MPESA_C2B_AMOUNTS", f.c2b_amounts).as_deref() {
             None | Some("any") => C2bAmounts::Any,
             Some("price") => C2bAmounts::Price,
@@ -249,9 +234,24 @@ impl MpesaSettings {
             c2b_token: c2b_token.into(),
             callback_allow,
             trusted_proxy,
-            query_after: duration("JASIYO_MPESA_QUERY_AFTER", f.query_after, 25.0)?,
-            query_interval: duration("JASIYO_MPESA_QUERY_INTERVAL", f.query_interval, 30.0)?,
-            query_deadline: duration("JASIYO_MPESA_QUERY_DEADLINE", f.query_deadline, 300.0)?,
+            query_after: positive_seconds(
+                env,
+                "JASIYO_MPESA_QUERY_AFTER",
+                f.query_after,
+                Duration::from_secs(25),
+            )?,
+            query_interval: positive_seconds(
+                env,
+                "JASIYO_MPESA_QUERY_INTERVAL",
+                f.query_interval,
+                Duration::from_secs(30),
+            )?,
+            query_deadline: positive_seconds(
+                env,
+                "JASIYO_MPESA_QUERY_DEADLINE",
+                f.query_deadline,
+                Duration::from_secs(300),
+            )?,
             c2b_amounts,
         }))
     }
