@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,22 +126,13 @@ async fn each_change_queues_its_reason(pool: PgPool) {
     assert_eq!((sub, user.as_str()), (Some(1), "alice"));
 }
 
-fn interim(user: &str, sid: &str, bytes: u64) -> AccountingEvent {
-    let raw = Packet::accounting_request(1)
-        .with_integer(attr::ACCT_STATUS_TYPE, st::INTERIM_UPDATE)
-        .with_string(attr::USER_NAME, user)
-        .with_string(attr::ACCT_SESSION_ID, sid)
-        .with_counter64(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS, bytes)
-        .with_counter64(attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS, 0)
-        .with_integer(attr::ACCT_SESSION_TIME, 60)
-        .encode(b"s")
-        .unwrap();
-    AccountingEvent::from_packet(
-        Utc::now(),
-        SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 1813)),
-        &raw,
-    )
-    .unwrap()
+/// An Interim-Update from router 2 (127.0.0.2), reported now.
+fn interim(user: &'static str, sid: &str, bytes: u64) -> AccountingEvent {
+    common::acct(st::INTERIM_UPDATE, user, sid, 0)
+        .router(Ipv4Addr::new(127, 0, 0, 2))
+        .at(Utc::now())
+        .counters(bytes, 0, 60)
+        .event()
 }
 
 #[sqlx::test]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -13,11 +13,10 @@ use axum::http::StatusCode;
 use billing_daemon::accounting::{
     AccountingEvent, DEFAULT_INTERIM_INTERVAL_SECS, apply_batch, close_stale,
 };
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{TestApp, apply};
+use chrono::Duration;
+use common::{TestApp, apply, t0};
 use jasiyo_snapshot::Snapshot;
-use radius_proto::Packet;
-use radius_proto::attr::{self, acct_status_type as st};
+use radius_proto::attr::acct_status_type as st;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -25,51 +24,25 @@ use sqlx::postgres::PgListener;
 const G: u64 = 1 << 32;
 const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 29, 12, 0, 0).unwrap()
-}
-
-/// An Accounting-Request from ROUTER as bytes, decoded the way the daemon decodes them.
-/// `counters` is (input bytes, output bytes, session seconds).
+/// An Accounting-Request from ROUTER (`common::acct`); `counters` is (input bytes, output
+/// bytes, session seconds).
 fn acct(
     status: u32,
-    user: &str,
+    user: &'static str,
     sid: &str,
     at_secs: i64,
     counters: Option<(u64, u64, u32)>,
 ) -> AccountingEvent {
-    let at = t0() + Duration::seconds(at_secs);
-    let mut p = Packet::accounting_request(7)
-        .with_integer(attr::ACCT_STATUS_TYPE, status)
-        .with_string(attr::USER_NAME, user)
-        .with_string(attr::ACCT_SESSION_ID, sid)
-        .with_integer(attr::NAS_PORT, 1)
-        .with_integer(
-            attr::EVENT_TIMESTAMP,
-            u32::try_from(at.timestamp()).unwrap(),
-        )
-        .with_ipv4(attr::NAS_IP_ADDRESS, ROUTER);
-    if status == st::STOP {
-        p = p.with_integer(attr::ACCT_TERMINATE_CAUSE, 1);
+    let a = common::acct(status, user, sid, at_secs);
+    match counters {
+        Some((i, o, s)) => a.counters(i, o, s),
+        None => a,
     }
-    if let Some((i, o, s)) = counters {
-        p = p
-            .with_counter64(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS, i)
-            .with_counter64(attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS, o)
-            .with_integer(attr::ACCT_SESSION_TIME, s);
-    }
-    let raw = p.encode(b"secret").unwrap();
-    AccountingEvent::from_packet(at, SocketAddr::from((ROUTER, 1813)), &raw).unwrap()
+    .event()
 }
 
 fn accounting_on(at_secs: i64) -> AccountingEvent {
-    let at = t0() + Duration::seconds(at_secs);
-    let raw = Packet::accounting_request(9)
-        .with_integer(attr::ACCT_STATUS_TYPE, st::ACCOUNTING_ON)
-        .with_ipv4(attr::NAS_IP_ADDRESS, ROUTER)
-        .encode(b"secret")
-        .unwrap();
-    AccountingEvent::from_packet(at, SocketAddr::from((ROUTER, 1813)), &raw).unwrap()
+    common::nas_event(st::ACCOUNTING_ON, ROUTER, t0() + Duration::seconds(at_secs))
 }
 
 /// A plan (limit 1), the router, and: alice (100 GB, 1 h), bob (unlimited), carol (100 bytes,

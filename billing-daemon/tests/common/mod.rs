@@ -8,8 +8,12 @@ use billing_daemon::accounting::{AccountingEvent, IngestStats, apply_batch};
 use billing_daemon::api::{AppState, app};
 use billing_daemon::config::RadiusSettings;
 use billing_daemon::publisher::SnapshotHandle;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use radius_proto::Packet;
+use radius_proto::attr::{self, acct_status_type as st};
 use serde_json::Value;
 use sqlx::PgPool;
+use std::net::{Ipv4Addr, SocketAddr};
 use tower::ServiceExt;
 
 pub struct TestApp {
@@ -159,4 +163,109 @@ pub async fn apply(pool: &PgPool, events: &[AccountingEvent]) -> IngestStats {
     let stats = apply_batch(&mut tx, events).await.unwrap();
     tx.commit().await.unwrap();
     stats
+}
+
+/// The time the accounting tests' events are told from.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 29, 12, 0, 0).unwrap()
+}
+
+/// A session-level packet description.
+#[derive(Clone, Debug)]
+pub struct Acct {
+    pub status: u32,
+    pub user: &'static str,
+    pub sid: String,
+    pub router: Ipv4Addr,
+    pub at: DateTime<Utc>,
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub secs: Option<u32>,
+    pub interim_interval: Option<u32>,
+}
+
+/// An Accounting-Request from router 192.0.2.1, `at_secs` after [`t0`].
+pub fn acct(status: u32, user: &'static str, sid: &str, at_secs: i64) -> Acct {
+    Acct {
+        status,
+        user,
+        sid: sid.to_owned(),
+        router: Ipv4Addr::new(192, 0, 2, 1),
+        at: t0() + Duration::seconds(at_secs),
+        input: None,
+        output: None,
+        secs: None,
+        interim_interval: None,
+    }
+}
+
+impl Acct {
+    pub fn counters(mut self, input: u64, output: u64, secs: u32) -> Self {
+        self.input = Some(input);
+        self.output = Some(output);
+        self.secs = Some(secs);
+        self
+    }
+    pub fn router(mut self, ip: Ipv4Addr) -> Self {
+        self.router = ip;
+        self
+    }
+    pub fn at(mut self, at: DateTime<Utc>) -> Self {
+        self.at = at;
+        self
+    }
+    /// Encodes the datagram as RouterOS lays it out (acct-*-hotspot-01.txt) and decodes it.
+    pub fn event(&self) -> AccountingEvent {
+        let port = u32::from_str_radix(&self.sid, 16).unwrap_or(7);
+        let mut p = Packet::accounting_request(7).with_integer(attr::ACCT_STATUS_TYPE, self.status);
+        if self.status == st::STOP {
+            p = p.with_integer(attr::ACCT_TERMINATE_CAUSE, 1);
+        }
+        p = p
+            .with_integer(attr::NAS_PORT_TYPE, attr::nas_port_type::WIRELESS_802_11)
+            .with_string(attr::CALLING_STATION_ID, "BC:24:11:EB:56:4D")
+            .with_string(attr::CALLED_STATION_ID, "hs-vlan888-hotspot")
+            .with_string(attr::NAS_PORT_ID, "vlan888-hotspot")
+            .with_string(attr::USER_NAME, self.user)
+            .with_integer(attr::NAS_PORT, port)
+            .with_string(attr::ACCT_SESSION_ID, &self.sid)
+            .with_ipv4(attr::FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 5, 88, 2))
+            .with_integer(
+                attr::EVENT_TIMESTAMP,
+                u32::try_from(self.at.timestamp()).unwrap(),
+            );
+        if let (Some(i), Some(o)) = (self.input, self.output) {
+            p = p
+                .with_integer(attr::ACCT_INPUT_OCTETS, (i & 0xFFFF_FFFF) as u32)
+                .with_integer(attr::ACCT_OUTPUT_OCTETS, (o & 0xFFFF_FFFF) as u32)
+                .with_integer(attr::ACCT_INPUT_GIGAWORDS, (i >> 32) as u32)
+                .with_integer(attr::ACCT_OUTPUT_GIGAWORDS, (o >> 32) as u32)
+                .with_integer(attr::ACCT_INPUT_PACKETS, 10)
+                .with_integer(attr::ACCT_OUTPUT_PACKETS, 20);
+        }
+        if let Some(s) = self.secs {
+            p = p.with_integer(attr::ACCT_SESSION_TIME, s);
+        }
+        if let Some(i) = self.interim_interval {
+            p = p.with_integer(attr::ACCT_INTERIM_INTERVAL, i);
+        }
+        p = p
+            .with_string(attr::NAS_IDENTIFIER, "KhwanrichaiHome")
+            .with_integer(attr::ACCT_DELAY_TIME, 0)
+            .with_ipv4(attr::NAS_IP_ADDRESS, self.router);
+        let raw = p.encode(b"secret").unwrap();
+        AccountingEvent::from_packet(self.at, SocketAddr::from((self.router, 47863)), &raw).unwrap()
+    }
+}
+
+/// Accounting-On/Off (`status`) from `router`.
+pub fn nas_event(status: u32, router: Ipv4Addr, at: DateTime<Utc>) -> AccountingEvent {
+    let raw = Packet::accounting_request(23)
+        .with_integer(attr::ACCT_STATUS_TYPE, status)
+        .with_string(attr::NAS_IDENTIFIER, "MikroTik")
+        .with_integer(attr::ACCT_DELAY_TIME, 0)
+        .with_ipv4(attr::NAS_IP_ADDRESS, router)
+        .encode(b"secret")
+        .unwrap();
+    AccountingEvent::from_packet(at, SocketAddr::from((router, 1813)), &raw).unwrap()
 }
