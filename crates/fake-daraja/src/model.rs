@@ -94,6 +94,10 @@ pub struct Outcome {
     pub delay: Duration,
     pub delivery: Delivery,
     pub amount_format: AmountFormat,
+    /// How many C2B confirmations a paid push also produces when the config's
+    /// `c2b_confirmation_for_stk` is on: Safaricom documents one, and documents no retry
+    /// policy, so a test may want none or a duplicate.
+    pub c2b_copies: u8,
 }
 
 impl Outcome {
@@ -104,6 +108,7 @@ impl Outcome {
             delay: Duration::from_millis(50),
             delivery: Delivery::Once,
             amount_format: AmountFormat::Decimal,
+            c2b_copies: 1,
         }
     }
 
@@ -122,6 +127,11 @@ impl Outcome {
 
     pub fn with_delivery(mut self, delivery: Delivery) -> Self {
         self.delivery = delivery;
+        self
+    }
+
+    pub fn with_c2b_copies(mut self, copies: u8) -> Self {
+        self.c2b_copies = copies;
         self
     }
 

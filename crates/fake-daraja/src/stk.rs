@@ -262,7 +262,9 @@ async fn complete(shared: Arc<Shared>, merchant: usize, checkout_request_id: Str
     if let Some(receipt) = paid_receipt
         && shared.config.c2b_confirmation_for_stk
     {
-        c2b::confirm_stk_payment(&shared, merchant, &push, &receipt).await;
+        for _ in 0..outcome.c2b_copies {
+            c2b::confirm_stk_payment(&shared, merchant, &push, &receipt).await;
+        }
     }
 }
 
