@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use daraja::callbacks::{self as parse, C2bRejectCode};
 use secrecy::ExposeSecret;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::Mpesa;
 use super::ledger::{self, Channel, Recorded};
@@ -413,37 +413,36 @@ pub async fn process_c2b(
         }
     };
     let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
-    let subscriber: Option<i64> =
+    let mut subscriber: Option<i64> =
         sqlx::query_scalar("SELECT id FROM subscribers WHERE lower(username) = $1")
             .bind(payment.account_key())
             .fetch_optional(&mut *tx)
             .await?;
-    let receipt = payment.trans_id.trim().to_owned();
-    // An STK success credited from a query has no receipt yet; this confirmation may be the
-    // same payment. Give it the receipt instead of crediting twice.
-    if let Some(sub) = subscriber {
-        let attached: Option<i64> = sqlx::query_scalar(
-            "UPDATE payments SET receipt = $1 \
-              WHERE id = (SELECT id FROM payments \
-                           WHERE receipt IS NULL AND channel = 'stk' AND subscriber_id = $2 \
-                             AND amount_kes = $3 AND paid_at > now() - interval '1 day' \
-                           ORDER BY paid_at LIMIT 1 FOR UPDATE) \
-                AND NOT EXISTS (SELECT 1 FROM payments WHERE receipt = $1) \
-             RETURNING id",
+    if subscriber.is_none() {
+        // The C2B copy of a push whose AccountReference was made from the intent (the
+        // username did not fit in 12 characters).
+        subscriber = sqlx::query_scalar(
+            "SELECT subscriber_id FROM payment_intents WHERE lower(account_reference) = $1 \
+              ORDER BY id DESC LIMIT 1",
         )
-        .bind(&receipt)
-        .bind(sub)
-        .bind(amount)
+        .bind(payment.account_key())
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(pid) = attached {
-            let outcome = format!("receipt of STK payment {pid} (already credited)");
-            finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
-            tx.commit().await?;
-            return Ok(outcome);
-        }
     }
-    let paid_at = parse_nairobi_time(&payment.trans_time).unwrap_or_else(Utc::now);
+    let receipt = payment.trans_id.trim().to_owned();
+    let trans_time = parse_nairobi_time(&payment.trans_time);
+    // An STK success credited from a query has no receipt yet; this confirmation may be the
+    // same payment. Give it the receipt instead of crediting twice.
+    if let Some(sub) = subscriber
+        && let Some(pid) =
+            attach_to_queried_push(&mut tx, sub, amount, &payment, &receipt, trans_time).await?
+    {
+        let outcome = format!("receipt of STK payment {pid} (already credited)");
+        finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
+        tx.commit().await?;
+        return Ok(outcome);
+    }
+    let paid_at = trans_time.unwrap_or_else(Utc::now);
     let recorded = ledger::record(
         &mut tx,
         &ledger::NewPayment {
@@ -472,6 +471,50 @@ pub async fn process_c2b(
     finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// A receipt-less STK payment (credited from STK Query) this confirmation can be the copy
+/// of: same subscriber, amount and account reference, paid between the push and the query
+/// that found it, from the push's phone as far as the opaque MSISDN tells. Takes the
+/// oldest and gives it the receipt.
+async fn attach_to_queried_push(
+    conn: &mut PgConnection,
+    subscriber: i64,
+    amount: i64,
+    payment: &parse::C2bPayment,
+    receipt: &str,
+    trans_time: Option<DateTime<Utc>>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let candidates = sqlx::query(
+        "SELECT p.id, i.phone FROM payments p JOIN payment_intents i ON i.id = p.intent_id \
+          WHERE p.receipt IS NULL AND p.channel = 'stk' AND p.subscriber_id = $1 \
+            AND p.amount_kes = $2 AND lower(i.account_reference) = $3 \
+            AND p.paid_at > now() - interval '1 day' \
+            AND ($4::timestamptz IS NULL OR $4 BETWEEN i.created_at - interval '5 seconds' \
+                                                  AND p.paid_at + interval '5 seconds') \
+            AND NOT EXISTS (SELECT 1 FROM payments WHERE receipt = $5) \
+          ORDER BY p.paid_at, p.id FOR UPDATE OF p",
+    )
+    .bind(subscriber)
+    .bind(amount)
+    .bind(payment.account_key())
+    .bind(trans_time)
+    .bind(receipt)
+    .fetch_all(&mut *conn)
+    .await?;
+    for c in candidates {
+        let phone: String = c.try_get("phone")?;
+        if ledger::opaque_msisdn_may_be(&payment.msisdn_opaque, &phone) {
+            let id: i64 = c.try_get("id")?;
+            sqlx::query("UPDATE payments SET receipt = $2 WHERE id = $1")
+                .bind(id)
+                .bind(receipt)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -225,9 +225,55 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
     })
 }
 
+/// Whether a C2B notification's `MSISDN` can be `phone` (`2547…`). Safaricom sends it
+/// hashed (SHA-256 hex; which spelling of the number is hashed is not documented, so the
+/// three usual ones are tried) or masked (`2547 ***** 126`); anything else, or an empty
+/// field, cannot rule the phone out.
+pub fn opaque_msisdn_may_be(opaque: &str, phone: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let opaque = opaque.trim();
+    if opaque.len() == 64 && opaque.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let local = phone.strip_prefix("254").map(|rest| format!("0{rest}"));
+        let spellings = [Some(phone.to_owned()), Some(format!("+{phone}")), local];
+        return spellings
+            .into_iter()
+            .flatten()
+            .any(|s| hex::encode(Sha256::digest(s.as_bytes())).eq_ignore_ascii_case(opaque));
+    }
+    let compact: String = opaque.chars().filter(|c| !c.is_whitespace()).collect();
+    if let (Some(first), Some(last)) = (compact.find('*'), compact.rfind('*')) {
+        let (head, tail) = (&compact[..first], &compact[last + 1..]);
+        return phone.len() >= head.len() + tail.len()
+            && phone.starts_with(head)
+            && phone.ends_with(tail);
+    }
+    if !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return compact == phone;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opaque_msisdns() {
+        use sha2::{Digest, Sha256};
+        let phone = "254712345678";
+        let hashed = hex::encode(Sha256::digest(phone.as_bytes()));
+        assert!(opaque_msisdn_may_be(&hashed, phone));
+        assert!(opaque_msisdn_may_be(&hashed.to_uppercase(), phone));
+        let local = hex::encode(Sha256::digest(b"0712345678"));
+        assert!(opaque_msisdn_may_be(&local, phone));
+        assert!(!opaque_msisdn_may_be(&hashed, "254712345679"));
+        assert!(opaque_msisdn_may_be("2547 ***** 678", phone));
+        assert!(opaque_msisdn_may_be("25471****678", phone));
+        assert!(!opaque_msisdn_may_be("2547 ***** 679", phone));
+        assert!(opaque_msisdn_may_be("254712345678", phone));
+        assert!(!opaque_msisdn_may_be("254712345670", phone));
+        assert!(opaque_msisdn_may_be("", phone));
+    }
 
     #[test]
     fn the_price_renews() {

@@ -163,6 +163,10 @@ pub struct Intent {
     pub status: String,
     /// From Daraja's reply (None if the push reply never came back).
     pub checkout_request_id: Option<String>,
+    /// The AccountReference the push carried (its C2B copy's BillRefNumber).
+    pub account_reference: String,
+    /// When the push was started: its payment cannot be older.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Locks an intent by its callback token or its id.
@@ -172,7 +176,8 @@ pub async fn lock(
     id: Option<i64>,
 ) -> Result<Option<Intent>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, subscriber_id, plan_id, amount_kes, phone, status, checkout_request_id \
+        "SELECT id, subscriber_id, plan_id, amount_kes, phone, status, checkout_request_id, \
+                account_reference, created_at \
            FROM payment_intents WHERE callback_token = $1 OR id = $2 FOR UPDATE",
     )
     .bind(token)
@@ -188,6 +193,8 @@ pub async fn lock(
             phone: r.try_get("phone")?,
             status: r.try_get("status")?,
             checkout_request_id: r.try_get("checkout_request_id")?,
+            account_reference: r.try_get("account_reference")?,
+            created_at: r.try_get("created_at")?,
         })
     })
     .transpose()
@@ -207,28 +214,14 @@ pub async fn mark_paid(
     // A success known only from STK Query has no receipt; the same payment may already be
     // in the ledger from its C2B confirmation (Safaricom sends one for STK payments too).
     // Claim that one instead of crediting twice.
-    if receipt.is_none() {
-        let claimed: Option<i64> = sqlx::query_scalar(
-            "UPDATE payments SET intent_id = $1 \
-              WHERE id = (SELECT id FROM payments \
-                           WHERE intent_id IS NULL AND channel = 'c2b' AND subscriber_id = $2 \
-                             AND amount_kes = $3 AND paid_at > now() - interval '1 day' \
-                           ORDER BY paid_at LIMIT 1 FOR UPDATE) \
-                AND NOT EXISTS (SELECT 1 FROM payments WHERE intent_id = $1) \
-             RETURNING id",
-        )
-        .bind(intent.id)
-        .bind(intent.subscriber_id)
-        .bind(amount_kes)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(payment_id) = claimed {
-            set_paid(conn, intent, result).await?;
-            return Ok((
-                Recorded::Duplicate { payment_id },
-                format!("already credited by its C2B confirmation (payment {payment_id})"),
-            ));
-        }
+    if receipt.is_none()
+        && let Some(payment_id) = claim_c2b_copy(conn, intent, amount_kes).await?
+    {
+        set_paid(conn, intent, result).await?;
+        return Ok((
+            Recorded::Duplicate { payment_id },
+            format!("already credited by its C2B confirmation (payment {payment_id})"),
+        ));
     }
     let recorded = ledger::record(
         conn,
@@ -246,30 +239,20 @@ pub async fn mark_paid(
         },
     )
     .await?;
-    let outcome = match &recorded {
-        Recorded::New { applied, .. } => format!("credited ({applied})"),
-        Recorded::Duplicate { payment_id } => {
-            // Already credited: by a query (fill in the receipt), or as a C2B confirmation of
-            // the same payment (link it to this intent).
-            let linked = sqlx::query(
-                "UPDATE payments SET receipt = COALESCE(receipt, $2), \
-                        intent_id = COALESCE(intent_id, $3) \
-                  WHERE id = $1 AND (receipt IS NULL OR intent_id IS NULL) \
-                    AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.receipt = $2 AND o.id <> $1) \
-                    AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.intent_id = $3 AND o.id <> $1)",
-            )
-            .bind(payment_id)
-            .bind(receipt)
-            .bind(intent.id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if linked > 0 {
-                format!("already credited as payment {payment_id}; linked")
-            } else {
-                format!("already credited as payment {payment_id}")
-            }
+    let (recorded, outcome) = match recorded {
+        Recorded::New { applied, .. } => {
+            let outcome = format!("credited ({applied})");
+            (recorded, outcome)
         }
+        Recorded::Duplicate { payment_id } => match receipt {
+            Some(receipt) => {
+                reconcile_receipt(conn, intent, receipt, amount_kes, paid_at, payment_id).await?
+            }
+            None => (
+                recorded,
+                format!("already credited as payment {payment_id}"),
+            ),
+        },
     };
     if amount_kes != intent.amount_kes {
         tracing::warn!(
@@ -280,6 +263,170 @@ pub async fn mark_paid(
         );
     }
     set_paid(conn, intent, result).await?;
+    Ok((recorded, outcome))
+}
+
+/// A success known only from STK Query: the C2B confirmation of the same payment may be in
+/// the ledger already. Takes it for the intent if one can be this push's copy: same
+/// subscriber, amount and account reference, paid after the push was started, from the
+/// push's phone as far as the opaque MSISDN tells. A paybill payment that fails any of these
+/// is the customer's own and stays separate.
+async fn claim_c2b_copy(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    amount_kes: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let candidates = sqlx::query(
+        "SELECT id, msisdn FROM payments \
+          WHERE intent_id IS NULL AND channel = 'c2b' AND subscriber_id = $2 \
+            AND amount_kes = $3 AND lower(trim(bill_ref)) = lower($4) \
+            AND paid_at >= $5 - make_interval(secs => $6) \
+            AND NOT EXISTS (SELECT 1 FROM payments WHERE intent_id = $1) \
+          ORDER BY paid_at, id FOR UPDATE",
+    )
+    .bind(intent.id)
+    .bind(intent.subscriber_id)
+    .bind(amount_kes)
+    .bind(&intent.account_reference)
+    .bind(intent.created_at)
+    .bind(CLOCK_SLACK_SECS)
+    .fetch_all(&mut *conn)
+    .await?;
+    for c in candidates {
+        let msisdn: Option<String> = c.try_get("msisdn")?;
+        if msisdn.is_none_or(|m| ledger::opaque_msisdn_may_be(&m, &intent.phone)) {
+            let id: i64 = c.try_get("id")?;
+            sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(intent.id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// How far M-Pesa's clock (TransTime, whole seconds) may be behind ours.
+const CLOCK_SLACK_SECS: f64 = 5.0;
+
+/// The callback brought `receipt` for an intent that is already in the ledger, or a
+/// receipt that is. Before the receipt was known, the intent and the C2B confirmations were
+/// matched by subscriber, amount and phone; the receipt settles it:
+/// * the intent's payment has no receipt yet: it is this one;
+/// * the receipt's payment (its C2B copy) has no intent yet: it is this push's;
+/// * the intent's payment carries another receipt: that was a separate payment of the same
+///   amount taken for this one. It is given back its own identity (a C2B payment, as
+///   credited), and this receipt is linked or credited for the intent.
+async fn reconcile_receipt(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    receipt: &str,
+    amount_kes: i64,
+    paid_at: DateTime<Utc>,
+    duplicate_of: i64,
+) -> Result<(Recorded, String), sqlx::Error> {
+    let by_intent: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT id, receipt FROM payments WHERE intent_id = $1 FOR UPDATE")
+            .bind(intent.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let by_receipt: Option<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, intent_id FROM payments WHERE receipt = $1 FOR UPDATE")
+            .bind(receipt)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let same = |id: i64| (Recorded::Duplicate { payment_id: id }, None::<&str>);
+    let (recorded, note) = match (by_intent, by_receipt) {
+        (Some((a, _)), Some((b, _))) if a == b => same(a),
+        (Some((a, None)), None) => {
+            sqlx::query("UPDATE payments SET receipt = $2 WHERE id = $1")
+                .bind(a)
+                .bind(receipt)
+                .execute(&mut *conn)
+                .await?;
+            (
+                Recorded::Duplicate { payment_id: a },
+                Some("receipt filled in"),
+            )
+        }
+        (None, Some((b, None))) => {
+            sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
+                .bind(b)
+                .bind(intent.id)
+                .execute(&mut *conn)
+                .await?;
+            (Recorded::Duplicate { payment_id: b }, Some("linked"))
+        }
+        (Some((a, Some(other))), by_receipt @ (None | Some((_, None)))) => {
+            tracing::warn!(
+                intent = intent.id,
+                payment = a,
+                other_receipt = %other,
+                receipt,
+                "a payment of the same amount was taken for this push before its receipt was \
+                 known; it stays credited on its own"
+            );
+            sqlx::query("UPDATE payments SET intent_id = NULL, channel = 'c2b' WHERE id = $1")
+                .bind(a)
+                .execute(&mut *conn)
+                .await?;
+            match by_receipt {
+                Some((b, _)) => {
+                    sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
+                        .bind(b)
+                        .bind(intent.id)
+                        .execute(&mut *conn)
+                        .await?;
+                    (Recorded::Duplicate { payment_id: b }, Some("linked"))
+                }
+                None => {
+                    let recorded = ledger::record(
+                        conn,
+                        &ledger::NewPayment {
+                            channel: Channel::Stk,
+                            receipt: Some(receipt),
+                            intent_id: Some(intent.id),
+                            subscriber_id: Some(intent.subscriber_id),
+                            plan_id: Some(intent.plan_id),
+                            amount_kes,
+                            msisdn: Some(&intent.phone),
+                            bill_ref: None,
+                            paid_at,
+                            note: None,
+                        },
+                    )
+                    .await?;
+                    let outcome = match &recorded {
+                        Recorded::New { applied, .. } => format!("credited ({applied})"),
+                        Recorded::Duplicate { payment_id } => {
+                            format!("already credited as payment {payment_id}")
+                        }
+                    };
+                    return Ok((recorded, outcome));
+                }
+            }
+        }
+        (by_intent, by_receipt) => {
+            // Both credited separately, or the receipt belongs to another push: nothing
+            // safe to change automatically.
+            tracing::error!(
+                intent = intent.id,
+                receipt,
+                ?by_intent,
+                ?by_receipt,
+                "STK receipt conflicts with the ledger; left for an operator"
+            );
+            same(duplicate_of)
+        }
+    };
+    let payment_id = match recorded {
+        Recorded::New { payment_id, .. } | Recorded::Duplicate { payment_id } => payment_id,
+    };
+    let outcome = match note {
+        Some(note) => format!("already credited as payment {payment_id}; {note}"),
+        None => format!("already credited as payment {payment_id}"),
+    };
     Ok((recorded, outcome))
 }
 
