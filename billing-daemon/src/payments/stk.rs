@@ -223,22 +223,7 @@ pub async fn mark_paid(
             format!("already credited by its C2B confirmation (payment {payment_id})"),
         ));
     }
-    let recorded = ledger::record(
-        conn,
-        &ledger::NewPayment {
-            channel: Channel::Stk,
-            receipt,
-            intent_id: Some(intent.id),
-            subscriber_id: Some(intent.subscriber_id),
-            plan_id: Some(intent.plan_id),
-            amount_kes,
-            msisdn: Some(&intent.phone),
-            bill_ref: None,
-            paid_at,
-            note: None,
-        },
-    )
-    .await?;
+    let recorded = ledger::record(conn, &payment(intent, receipt, amount_kes, paid_at)).await?;
     let (recorded, outcome) = match recorded {
         Recorded::New { applied, .. } => {
             let outcome = format!("credited ({applied})");
@@ -264,6 +249,27 @@ pub async fn mark_paid(
     }
     set_paid(conn, intent, result).await?;
     Ok((recorded, outcome))
+}
+
+/// The ledger entry of an STK payment for `intent`.
+fn payment<'a>(
+    intent: &'a Intent,
+    receipt: Option<&'a str>,
+    amount_kes: i64,
+    paid_at: DateTime<Utc>,
+) -> ledger::NewPayment<'a> {
+    ledger::NewPayment {
+        channel: Channel::Stk,
+        receipt,
+        intent_id: Some(intent.id),
+        subscriber_id: Some(intent.subscriber_id),
+        plan_id: Some(intent.plan_id),
+        amount_kes,
+        msisdn: Some(&intent.phone),
+        bill_ref: None,
+        paid_at,
+        note: None,
+    }
 }
 
 /// A success known only from STK Query: the C2B confirmation of the same payment may be in
@@ -350,14 +356,7 @@ async fn reconcile_receipt(
                 Some("receipt filled in"),
             )
         }
-        (None, Some((b, None))) => {
-            sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
-                .bind(b)
-                .bind(intent.id)
-                .execute(&mut *conn)
-                .await?;
-            (Recorded::Duplicate { payment_id: b }, Some("linked"))
-        }
+        (None, Some((b, None))) => link(conn, b, intent.id).await?,
         (Some((a, Some(other))), by_receipt @ (None | Some((_, None)))) => {
             tracing::warn!(
                 intent = intent.id,
@@ -372,31 +371,11 @@ async fn reconcile_receipt(
                 .execute(&mut *conn)
                 .await?;
             match by_receipt {
-                Some((b, _)) => {
-                    sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
-                        .bind(b)
-                        .bind(intent.id)
-                        .execute(&mut *conn)
-                        .await?;
-                    (Recorded::Duplicate { payment_id: b }, Some("linked"))
-                }
+                Some((b, _)) => link(conn, b, intent.id).await?,
                 None => {
-                    let recorded = ledger::record(
-                        conn,
-                        &ledger::NewPayment {
-                            channel: Channel::Stk,
-                            receipt: Some(receipt),
-                            intent_id: Some(intent.id),
-                            subscriber_id: Some(intent.subscriber_id),
-                            plan_id: Some(intent.plan_id),
-                            amount_kes,
-                            msisdn: Some(&intent.phone),
-                            bill_ref: None,
-                            paid_at,
-                            note: None,
-                        },
-                    )
-                    .await?;
+                    let recorded =
+                        ledger::record(conn, &payment(intent, Some(receipt), amount_kes, paid_at))
+                            .await?;
                     let outcome = match &recorded {
                         Recorded::New { applied, .. } => format!("credited ({applied})"),
                         Recorded::Duplicate { payment_id } => {
@@ -428,6 +407,20 @@ async fn reconcile_receipt(
         None => format!("already credited as payment {payment_id}"),
     };
     Ok((recorded, outcome))
+}
+
+/// Makes payment `id` (already credited) the one of `intent_id`.
+async fn link(
+    conn: &mut PgConnection,
+    id: i64,
+    intent_id: i64,
+) -> Result<(Recorded, Option<&'static str>), sqlx::Error> {
+    sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(intent_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok((Recorded::Duplicate { payment_id: id }, Some("linked")))
 }
 
 async fn set_paid(
