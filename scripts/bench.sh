@@ -16,7 +16,10 @@
 # rlm_sql and rlm_jasiyo, and times billing-daemon's ingest. The enforcement suite (issue 4)
 # times Disconnect-Requests: from a suspension committed in Postgres, and from a
 # subscription's expiry, to the request arriving at a router's /radius incoming
-# (jasiyo-coa-sink, which ACKs at once), with --enforcement-online sessions open.
+# (jasiyo-coa-sink, which ACKs at once), with --enforcement-online sessions open. The
+# payments suite (issue 5) times M-Pesa activation: --payments-callbacks expired subscribers,
+# each with a pending STK intent, get their success callback all at once
+# (jasiyo-paybench), each timed from its POST to its first Access-Accept from rlm_jasiyo.
 #
 # and writes BENCHMARKS.md: requests/s, p50/p99 latency, the ratio to nolookup, radiusd
 # memory, the daemon's snapshot build+publish time and size per subscriber, the in-process
@@ -26,7 +29,7 @@
 #                    [--rounds 3] [--duration 15] [--warmup 3] [--window 256]
 #                    [--criterion yes|no] [--full-repeats 4] [--pin auto|yes|no]
 #                    [--suites "auth accounting enforcement"] [--enforcement-changes 200]
-#                    [--enforcement-online 10000] [--out BENCHMARKS.md]
+#                    [--enforcement-online 10000] [--payments-callbacks 500] [--out BENCHMARKS.md]
 #
 # Fairness: nolookup, sql and jasiyo run the same site (one auth listener on a random
 # loopback port with recv_buff = 4 MiB, authorize { <lookup>; pap }, the same post-auth
@@ -55,8 +58,9 @@ for a in "$@"; do command_line+=" $(printf '%q' "$a")"; done
 
 subscribers="100000 1000000"
 configs="nolookup sql jasiyo jasiyo-shipped"
-suites="auth accounting enforcement"
+suites="auth accounting enforcement payments"
 enforcement_changes=200
+payments_callbacks=500
 enforcement_online=10000
 acct_configs="acct-noop acct-sql acct-jasiyo"
 acct_subscribers=100000
@@ -90,6 +94,7 @@ while [ $# -gt 0 ]; do
     --ingest-records) ingest_records=$2; shift 2 ;;
     --enforcement-changes) enforcement_changes=$2; shift 2 ;;
     --enforcement-online) enforcement_online=$2; shift 2 ;;
+    --payments-callbacks) payments_callbacks=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
@@ -109,14 +114,14 @@ for c in $acct_configs; do
     case "$c" in acct-noop | acct-sql | acct-jasiyo) ;; *) die "unknown accounting config $c" ;; esac
 done
 for c in $suites; do
-    case "$c" in auth | accounting | enforcement) ;; *) die "unknown suite $c (auth, accounting, enforcement)" ;; esac
+    case "$c" in auth | accounting | enforcement | payments) ;; *) die "unknown suite $c (auth, accounting, enforcement, payments)" ;; esac
 done
 has_suite() { case " $suites " in *" $1 "*) return 0 ;; esac; return 1; }
 # Without the auth suite there are no auth configurations to run.
 has_suite auth || configs=""
 has_suite accounting || acct_configs=
 for v in "$rounds" "$duration" "$warmup" "$window" $subscribers "$acct_subscribers" "$ingest_records" \
-    "$enforcement_changes" "$enforcement_online"; do
+    "$enforcement_changes" "$enforcement_online" "$payments_callbacks"; do
     case "$v" in '' | *[!0-9]* | 0) die "expected a positive integer, got '$v'" ;; esac
 done
 case "$criterion" in yes | no) ;; *) die "--criterion yes or no" ;; esac
@@ -133,7 +138,8 @@ if [ "$pin" = yes ]; then
 fi
 has_config() { case " $configs $acct_configs " in *" $1 "*) return 0 ;; esac; return 1; }
 need_daemon=0
-if has_config jasiyo || has_config jasiyo-shipped || has_config acct-jasiyo || has_suite enforcement; then
+if has_config jasiyo || has_config jasiyo-shipped || has_config acct-jasiyo || has_suite enforcement ||
+    has_suite payments; then
     need_daemon=1
 fi
 need_pg=$need_daemon
@@ -168,6 +174,8 @@ fi
 declare -A radiusd_pid=()
 daemon_pid=""
 daemon_port=""
+# Extra environment for billing-daemon (the payments suite turns M-Pesa on).
+daemon_env=()
 pgdir="$work/pg"
 pg_port=""
 
@@ -337,7 +345,7 @@ start_daemon() {
     port=$(pick_port)
     t0=$(date +%s.%N)
     daemon_port=$port
-    env DATABASE_URL="$jasiyo_url" JASIYO_LISTEN="127.0.0.1:$port" \
+    env DATABASE_URL="$jasiyo_url" JASIYO_LISTEN="127.0.0.1:$port" "${daemon_env[@]}" \
         JASIYO_SNAPSHOT_DIR="$d/snapshot" JASIYO_SNAPSHOT_GROUP=freerad \
         JASIYO_JOURNAL_PATH="$d/journal/accounting.journal" \
         JASIYO_JOURNAL_CAPACITY="$journal_capacity" \
@@ -927,6 +935,57 @@ EOF
     wait "$sink_pid" 2>/dev/null || true
 fi
 
+# ---- payments suite ---------------------------------------------------------------------
+# $acct_subscribers subscribers, the last $payments_callbacks of them expired (Access-Reject),
+# each with a pending STK intent written in SQL as `POST /api/v1/payments/stk` would leave it
+# after Daraja accepted the push (no Daraja here: the reconciler never queries these, their
+# next_query_at is empty). jasiyo-paybench then POSTs every intent's success callback at
+# once and asks radiusd (rlm_jasiyo) for each subscriber, request after request, until the
+# first Access-Accept.
+if has_suite payments; then
+    n=$acct_subscribers
+    p="payments-$n"
+    k=$payments_callbacks
+    [ "$k" -le "$n" ] || die "--payments-callbacks must be at most the subscribers"
+    say "===== payments, $n subscribers, $k callbacks at once ====="
+    mkdir -p "$work/$p" "$results/$p"
+    load_jasiyo "$n"
+    psql_q "${admin_url%/postgres}/jasiyo" -v n="$n" -v k="$k" <<'EOF'
+UPDATE subscribers SET expires_at = now() - interval '1 day' WHERE id > :n - :k;
+INSERT INTO payment_intents (subscriber_id, plan_id, phone, amount_kes, account_reference,
+                             callback_token, merchant_request_id, checkout_request_id)
+    SELECT s.id, s.plan_id, '2547' || lpad((s.id % 100000000)::text, 8, '0'), p.price_kes,
+           'bench' || s.id, md5(random()::text) || md5(random()::text), 'bench-' || s.id,
+           'ws_CO_bench' || s.id
+      FROM subscribers s JOIN plans p ON p.id = s.plan_id
+     WHERE s.id > :n - :k;
+EOF
+    psql_q "${admin_url%/postgres}/jasiyo" -F ' ' -c "SELECT s.username, i.callback_token, i.checkout_request_id, i.amount_kes
+        FROM payment_intents i JOIN subscribers s ON s.id = i.subscriber_id ORDER BY i.id" \
+        >"$work/$p/intents"
+    rm -rf "$work/$n/daemon"
+    daemon_env=(JASIYO_MPESA_ENVIRONMENT=http://127.0.0.1:9 JASIYO_MPESA_CONSUMER_KEY=bench
+        JASIYO_MPESA_CONSUMER_SECRET=bench JASIYO_MPESA_PASSKEY=bench JASIYO_MPESA_SHORTCODE=174379
+        JASIYO_PUBLIC_URL=http://127.0.0.1 JASIYO_MPESA_C2B_TOKEN="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')")
+    if start_daemon "$n" no-repeats; then
+        port_of=$(pick_udp_port)
+        if setup_jasiyo "$work/$p/jasiyo" "$port_of" "$n" && start_radiusd pay-jasiyo "$work/$p/jasiyo" "$port_of"; then
+            "${radload_cpu[@]}" "$bin/jasiyo-paybench" --callback-base "http://127.0.0.1:$daemon_port" \
+                --server "127.0.0.1:$port_of" --secret "$secret" --password "$password" \
+                --intents "$work/$p/intents" >"$results/$p/activation.json" 2>"$work/$p/paybench.err" ||
+                warn "jasiyo-paybench failed: $(tail -n 3 "$work/$p/paybench.err")"
+            psql_q "${admin_url%/postgres}/jasiyo" -c "SELECT count(*) FROM payments WHERE applied = 'renewed'" \
+                >"$results/$p/renewed"
+            say "payments: $(cat "$results/$p/activation.json" 2>/dev/null), renewed $(cat "$results/$p/renewed")"
+            stop_pid "${radiusd_pid[pay-jasiyo]}" "radiusd (pay-jasiyo)"
+            unset "radiusd_pid[pay-jasiyo]"
+        fi
+        unset port_of
+    fi
+    stop_daemon
+    daemon_env=()
+fi
+
 # ---- criterion: in-process lookup and build ---------------------------------------------
 if [ "$criterion" = yes ]; then
     say "cargo bench -p jasiyo-snapshot --bench lookup (short measurement)"
@@ -1258,6 +1317,29 @@ describe() {
         echo "enforcement log: $(tr '\n' ',' <"$results/$e/outcomes" 2>/dev/null | sed 's/,$//; s/,/, /g')."
         echo
     fi
+    if has_suite payments; then
+        p="payments-$acct_subscribers"
+        pj="$results/$p/activation.json"
+        pf() { [ -s "$pj" ] && jq -r --arg f "$1" '.[$f] // empty | . * 10 | round / 10' "$pj"; }
+        echo "## M-Pesa activation (callback -> Access-Accept)"
+        echo
+        echo "$acct_subscribers subscribers; the last $payments_callbacks are expired (rlm_jasiyo rejects them) and each has a"
+        echo "pending STK intent, written in SQL in the state \`POST /api/v1/payments/stk\` leaves after Daraja"
+        echo "accepted the push (no Daraja in the bench). \`jasiyo-paybench\` POSTs all $payments_callbacks success callbacks at"
+        echo "once, each to its intent's URL with Safaricom's body, then asks radiusd for that subscriber (PAP,"
+        echo "one request every 10 ms) until the first Access-Accept. Latency: from just before the"
+        echo "callback POST to that Access-Accept (store the body, credit and renew in one transaction,"
+        echo "snapshot republish, rlm_jasiyo sees it)."
+        echo
+        echo "| callbacks at once | activated | activation p50 ms | p99 ms | max ms | callback POST p50 ms | p99 ms |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|"
+        if [ -s "$pj" ]; then
+            echo "| $payments_callbacks | $(jq -r .count "$pj") (renewed in Postgres: $(cat "$results/$p/renewed" 2>/dev/null)) | $(pf activation_p50_ms) | $(pf activation_p99_ms) | $(pf activation_max_ms) | $(pf callback_p50_ms) | $(pf callback_p99_ms) |"
+        else
+            echo "| $payments_callbacks | not measured | | | | | |"
+        fi
+        echo
+    fi
     if has_suite auth; then
     echo "## Targets (issue 2)"
     echo
@@ -1327,6 +1409,17 @@ describe() {
         echo "|---|---:|---|"
         echo "| suspended while online -> disconnected within 1 s (every router) | $(fmt '%.0f ms' "$sp") worst of $enforcement_changes | $(met '<= 1000' "$sp") |"
         echo "| expired while online -> disconnected within 1 s of expires_at | $(fmt '%.0f ms' "$ep") worst of $enforcement_changes | $(met '<= 1000' "$ep") |"
+    fi
+    if has_suite payments; then
+        pj="$results/payments-$acct_subscribers/activation.json"
+        ap=""
+        [ ! -s "$pj" ] || ap=$(jq -r '.activation_p99_ms // empty' "$pj")
+        echo
+        echo "## Targets (issue 5)"
+        echo
+        echo "| target | measured | |"
+        echo "|---|---:|---|"
+        echo "| callback received -> the subscriber's next Access-Accept <= 200 ms p99 ($acct_subscribers subscribers, $payments_callbacks callbacks at once) | $(fmt '%.0f ms' "$ap") p99 | $(met '<= 200' "$ap") |"
     fi
 } >"$out"
 say "wrote $out ($((elapsed / 60)) min $((elapsed % 60)) s)"

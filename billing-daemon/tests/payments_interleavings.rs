@@ -845,7 +845,7 @@ async fn every_interleaving_credits_each_payment_once(pool: PgPool) {
     let cases: u32 = std::env::var("PAYPROP_CASES")
         .ok()
         .map(|s| s.parse().expect("PAYPROP_CASES is a number"))
-        .unwrap_or(8);
+        .unwrap_or(12);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(
