@@ -1,6 +1,6 @@
 //! `jasiyo-paybench`: the payment-activation benchmark (issue 5). For every pending STK intent
 //! listed in `--intents` (one line each: `username callback_token checkout_request_id amount`),
-//! all at once: POST the success callback Safaricom would send to the daemon's per-intent URL,
+//! `--at-once` of them at a time (all, by default, started together): POST the success callback Safaricom would send to the daemon's per-intent URL,
 //! then send PAP Access-Requests for that subscriber to radiusd, one after another, until the
 //! first Access-Accept (`--gap-ms` apart). The latency of one subscriber is from just before its callback POST
 //! to that Access-Accept. Prints one JSON object: count, failures, p50/p99/max of the
@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::Parser;
 use radius_proto::{Code, Packet, attr};
 use tokio::net::UdpSocket;
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, Semaphore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +42,9 @@ struct Cli {
     /// traded against the load 500 subscribers asking back to back put on radiusd.
     #[arg(long, default_value_t = 10)]
     gap_ms: u64,
+    /// How many subscribers are in flight at a time (default: all, started together).
+    #[arg(long)]
+    at_once: Option<usize>,
     /// Give up on one subscriber after this many seconds.
     #[arg(long, default_value_t = 30.0)]
     give_up: f64,
@@ -54,8 +57,10 @@ struct Intent {
     amount: u64,
 }
 
-/// What Daraja POSTs for a paid push (mpesa-daraja.md §2.3), with a receipt of our own.
-fn callback_body(intent: &Intent, index: usize) -> String {
+/// What Daraja POSTs for a paid push (mpesa-daraja.md §2.3), with a receipt of our own:
+/// `run` (random per process) keeps receipts of separate runs on one database apart, or
+/// the daemon would rightly refuse a receipt already credited for another push.
+fn callback_body(intent: &Intent, run: &str, index: usize) -> String {
     serde_json::json!({"Body": {"stkCallback": {
         "MerchantRequestID": format!("bench-{index}"),
         "CheckoutRequestID": intent.checkout,
@@ -63,7 +68,7 @@ fn callback_body(intent: &Intent, index: usize) -> String {
         "ResultDesc": "The service request is processed successfully.",
         "CallbackMetadata": {"Item": [
             {"Name": "Amount", "Value": intent.amount},
-            {"Name": "MpesaReceiptNumber", "Value": format!("BENCH{index:07}")},
+            {"Name": "MpesaReceiptNumber", "Value": format!("{run}{index:06}")},
             {"Name": "Balance"},
             {"Name": "TransactionDate", "Value": 20261124102115_u64},
             {"Name": "PhoneNumber", "Value": 254_700_000_000_u64 + index as u64},
@@ -111,12 +116,15 @@ async fn one(
     http: reqwest::Client,
     intent: Intent,
     index: usize,
+    run: Arc<str>,
     start: Arc<Barrier>,
+    slots: Arc<Semaphore>,
 ) -> anyhow::Result<(f64, f64)> {
+    let _slot = slots.acquire().await?;
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     socket.connect(cli.server).await?;
     let url = format!("{}/pay/cb/stk/{}", cli.callback_base, intent.token);
-    let body = callback_body(&intent, index);
+    let body = callback_body(&intent, &run, index);
     start.wait().await;
     let t0 = Instant::now();
     let reply = http
@@ -183,11 +191,35 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(intents.len())
         .build()?;
-    let start = Arc::new(Barrier::new(intents.len()));
+    let at_once = cli
+        .at_once
+        .unwrap_or(intents.len())
+        .clamp(1, intents.len().max(1));
+    // Started together only when all are in flight at once; otherwise each on its own.
+    let start = Arc::new(Barrier::new(if at_once >= intents.len() {
+        intents.len()
+    } else {
+        1
+    }));
+    let slots = Arc::new(Semaphore::new(at_once));
+    let run: Arc<str> = (0..4)
+        .map(|_| char::from(b'A' + rand::random_range(0..26u8)))
+        .collect::<String>()
+        .into();
     let tasks: Vec<_> = intents
         .into_iter()
         .enumerate()
-        .map(|(i, intent)| tokio::spawn(one(cli.clone(), http.clone(), intent, i, start.clone())))
+        .map(|(i, intent)| {
+            tokio::spawn(one(
+                cli.clone(),
+                http.clone(),
+                intent,
+                i,
+                run.clone(),
+                start.clone(),
+                slots.clone(),
+            ))
+        })
         .collect();
     let (mut activation, mut post, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for t in tasks {
@@ -207,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
+            "at_once": at_once,
             "count": activation.len(),
             "failures": failures.len(),
             "activation_p50_ms": percentile(&activation, 50.0),
