@@ -368,6 +368,22 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         post(format!("/pay/cb/stk/{token}"), "{not json".to_owned()).await,
         200
     );
+    // An oversized body (Daraja's are a few hundred bytes) is refused unread and not stored.
+    let stored = pay
+        .scalar("SELECT count(*)::text FROM payment_callbacks")
+        .await;
+    let padding = "x".repeat(70 * 1024);
+    let oversized = callback(&checkout, "1000", "FORGED0003").replacen(
+        "\"Body\"",
+        &format!("\"Padding\":\"{padding}\",\"Body\""),
+        1,
+    );
+    assert_eq!(post(format!("/pay/cb/stk/{token}"), oversized).await, 413);
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payment_callbacks")
+            .await,
+        stored
+    );
     assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "0");
     let outcomes = pay
         .scalar("SELECT string_agg(outcome, ' | ' ORDER BY id) FROM payment_callbacks")

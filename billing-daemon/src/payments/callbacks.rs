@@ -59,9 +59,16 @@ async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), R
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let path = req.uri().path().to_owned();
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+        .map_err(|e| {
+            // Daraja's bodies are a few hundred bytes: nothing genuine is this large, and it is
+            // not stored (a flood of them must not fill the database).
+            tracing::warn!(?peer, %path, error = %e, limit = MAX_BODY,
+                "payment callback refused: body too large or unreadable");
+            StatusCode::PAYLOAD_TOO_LARGE.into_response()
+        })?;
     Ok((peer, xff, body))
 }
 
