@@ -40,16 +40,24 @@ pub fn parse_nairobi_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn ack() -> Response {
+/// Whether a path segment can be a per-request token (hex of 32 random bytes); anything
+/// else is not worth a row.
+pub(super) fn is_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(super) fn ack() -> Response {
     axum::Json(parse::confirmation_ack()).into_response()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
 /// The request's peer address, its X-Forwarded-For, and its body.
-async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), Response> {
+pub(super) async fn read(
+    req: Request,
+) -> Result<(Option<IpAddr>, Option<String>, Bytes), Response> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -74,7 +82,11 @@ async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), R
 
 /// The source address as believed (X-Forwarded-For only from the trusted proxy), and
 /// whether the allow-list lets it through.
-fn source(mpesa: &Mpesa, peer: Option<IpAddr>, xff: Option<&str>) -> (Option<IpAddr>, bool) {
+pub(super) fn source(
+    mpesa: &Mpesa,
+    peer: Option<IpAddr>,
+    xff: Option<&str>,
+) -> (Option<IpAddr>, bool) {
     match peer {
         Some(p) => (Some(p), mpesa.settings.callback_source_allowed(p, xff)),
         // No peer (in-process tests): only an open allow-list lets it through.
@@ -82,7 +94,7 @@ fn source(mpesa: &Mpesa, peer: Option<IpAddr>, xff: Option<&str>) -> (Option<IpA
     }
 }
 
-async fn store(
+pub(super) async fn store(
     pool: &PgPool,
     kind: &str,
     source_ip: Option<IpAddr>,
@@ -101,7 +113,7 @@ async fn store(
     .await
 }
 
-async fn finish(
+pub(super) async fn finish(
     conn: &mut PgConnection,
     callback_id: i64,
     outcome: &str,
@@ -134,8 +146,7 @@ pub async fn stk_result(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    // Only hex tokens exist; anything else is not worth a row.
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_token(&token) {
         return not_found();
     }
     let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
@@ -147,8 +158,7 @@ pub async fn stk_result(
         }
     };
     if !allowed {
-        let _ = mark_refused(&st.pool, id, "refused: source address not allowed").await;
-        return StatusCode::FORBIDDEN.into_response();
+        return refuse_source(&st.pool, id, "STK callback", source_ip).await;
     }
     match process_stk(&st.pool, id, &token, &body).await {
         Ok(Some(outcome)) => {
@@ -161,6 +171,23 @@ pub async fn stk_result(
             ack()
         }
     }
+}
+
+/// A callback from an address the allow-list does not contain: kept (so an operator can
+/// see it), credited nothing, answered 403.
+pub(super) async fn refuse_source(
+    pool: &PgPool,
+    id: i64,
+    what: &str,
+    source_ip: Option<IpAddr>,
+) -> Response {
+    tracing::warn!(
+        callback = id,
+        source = ?source_ip,
+        "{what} refused: source address not allowed"
+    );
+    let _ = mark_refused(pool, id, "refused: source address not allowed").await;
+    StatusCode::FORBIDDEN.into_response()
 }
 
 async fn mark_refused(pool: &PgPool, id: i64, outcome: &str) -> Result<(), sqlx::Error> {
@@ -283,6 +310,7 @@ fn c2b_token_ok(mpesa: &Mpesa, token: &str) -> bool {
 struct C2bRequest<'a> {
     mpesa: &'a Mpesa,
     id: i64,
+    source_ip: Option<IpAddr>,
     allowed: bool,
     body: Bytes,
 }
@@ -308,6 +336,7 @@ async fn c2b_request<'a>(
     Ok(C2bRequest {
         mpesa,
         id,
+        source_ip,
         allowed,
         body,
     })
@@ -344,6 +373,9 @@ pub async fn c2b_validation(
             ),
         }
     };
+    if outcome != "accepted" {
+        tracing::warn!(callback = c.id, source = ?c.source_ip, outcome, "C2B validation refused");
+    }
     let _ = mark_refused(&st.pool, c.id, &outcome).await;
     axum::Json(reply).into_response()
 }
@@ -393,8 +425,7 @@ pub async fn c2b_confirmation(
         Err(resp) => return resp,
     };
     if !c.allowed {
-        let _ = mark_refused(&st.pool, c.id, "refused: source address not allowed").await;
-        return StatusCode::FORBIDDEN.into_response();
+        return refuse_source(&st.pool, c.id, "C2B confirmation", c.source_ip).await;
     }
     match process_c2b(&st.pool, c.id, &c.body).await {
         Ok(outcome) => tracing::info!(callback = c.id, outcome, "C2B confirmation"),
@@ -425,10 +456,97 @@ pub async fn process_c2b(
             .bind(payment.account_key())
             .fetch_optional(&mut *tx)
             .await?;
-    let receipt = payment.trans_id.trim().to_owned();
-    // An STK success credited from a query has no receipt yet; this confirmation may be the
-    // same payment. Give it the receipt instead of crediting twice.
-    if let Some(sub) = subscriber {
+    let credit = credit_receipt(
+        &mut tx,
+        &ReceiptPayment {
+            receipt: payment.trans_id.trim(),
+            amount_kes: amount,
+            subscriber_id: subscriber,
+            msisdn: Some(&payment.msisdn_opaque),
+            bill_ref: Some(&payment.bill_ref_number),
+            paid_at: parse_nairobi_time(&payment.trans_time).unwrap_or_else(Utc::now),
+            note: None,
+        },
+    )
+    .await?;
+    let outcome = credit.outcome();
+    finish(
+        &mut tx,
+        callback_id,
+        &outcome,
+        None,
+        Some(credit.payment_id()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// A payment known by its M-Pesa receipt rather than by an STK intent: a C2B confirmation,
+/// or a payment recovered through Transaction Status.
+#[derive(Clone, Debug)]
+pub struct ReceiptPayment<'a> {
+    /// M-Pesa's receipt (TransID).
+    pub receipt: &'a str,
+    /// Whole shillings.
+    pub amount_kes: i64,
+    /// Whose account (None: nobody matched; recorded as unmatched).
+    pub subscriber_id: Option<i64>,
+    /// The MSISDN field as sent (opaque).
+    pub msisdn: Option<&'a str>,
+    /// The account number as typed.
+    pub bill_ref: Option<&'a str>,
+    /// When M-Pesa says it was paid.
+    pub paid_at: DateTime<Utc>,
+    /// Where it came from, when not a confirmation.
+    pub note: Option<&'a str>,
+}
+
+/// What [`credit_receipt`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptCredit {
+    /// A new payment, applied (renewed, wallet or unmatched).
+    New {
+        /// The payment.
+        payment_id: i64,
+        /// What it did.
+        applied: &'static str,
+    },
+    /// The receipt of an STK payment already credited from an STK Query: filled in.
+    ReceiptOfStk(i64),
+    /// The receipt was already in the ledger.
+    Duplicate(i64),
+}
+
+impl ReceiptCredit {
+    /// The payment that holds the receipt now.
+    pub fn payment_id(self) -> i64 {
+        match self {
+            Self::New { payment_id, .. }
+            | Self::ReceiptOfStk(payment_id)
+            | Self::Duplicate(payment_id) => payment_id,
+        }
+    }
+
+    /// As stored in a callback's outcome.
+    pub fn outcome(self) -> String {
+        match self {
+            Self::New { applied, .. } => format!("credited ({applied})"),
+            Self::ReceiptOfStk(pid) => format!("receipt of STK payment {pid} (already credited)"),
+            Self::Duplicate(pid) => format!("duplicate of payment {pid}"),
+        }
+    }
+}
+
+/// Credits a payment known by its receipt, once: the receipt's unique constraint makes a
+/// repeat (or the C2B copy of an STK payment) a duplicate.
+pub async fn credit_receipt(
+    conn: &mut PgConnection,
+    p: &ReceiptPayment<'_>,
+) -> Result<ReceiptCredit, sqlx::Error> {
+    // An STK success credited from a query has no receipt yet; this may be the same
+    // payment. Give it the receipt instead of crediting twice.
+    if let Some(sub) = p.subscriber_id {
         let attached: Option<i64> = sqlx::query_scalar(
             "UPDATE payments SET receipt = $1 \
               WHERE id = (SELECT id FROM payments \
@@ -438,47 +556,41 @@ pub async fn process_c2b(
                 AND NOT EXISTS (SELECT 1 FROM payments WHERE receipt = $1) \
              RETURNING id",
         )
-        .bind(&receipt)
+        .bind(p.receipt)
         .bind(sub)
-        .bind(amount)
-        .fetch_optional(&mut *tx)
+        .bind(p.amount_kes)
+        .fetch_optional(&mut *conn)
         .await?;
         if let Some(pid) = attached {
-            let outcome = format!("receipt of STK payment {pid} (already credited)");
-            finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
-            tx.commit().await?;
-            return Ok(outcome);
+            return Ok(ReceiptCredit::ReceiptOfStk(pid));
         }
     }
-    let paid_at = parse_nairobi_time(&payment.trans_time).unwrap_or_else(Utc::now);
     let recorded = ledger::record(
-        &mut tx,
+        conn,
         &ledger::NewPayment {
             channel: Channel::C2b,
-            receipt: Some(&receipt),
+            receipt: Some(p.receipt),
             intent_id: None,
-            subscriber_id: subscriber,
+            subscriber_id: p.subscriber_id,
             plan_id: None,
-            amount_kes: amount,
-            msisdn: Some(&payment.msisdn_opaque),
-            bill_ref: Some(&payment.bill_ref_number),
-            paid_at,
-            note: None,
+            amount_kes: p.amount_kes,
+            msisdn: p.msisdn,
+            bill_ref: p.bill_ref,
+            paid_at: p.paid_at,
+            note: p.note,
         },
     )
     .await?;
-    let (outcome, pid) = match recorded {
+    Ok(match recorded {
         Recorded::New {
             payment_id,
             applied,
-        } => (format!("credited ({applied})"), payment_id),
-        Recorded::Duplicate { payment_id } => {
-            (format!("duplicate of payment {payment_id}"), payment_id)
-        }
-    };
-    finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
-    tx.commit().await?;
-    Ok(outcome)
+        } => ReceiptCredit::New {
+            payment_id,
+            applied,
+        },
+        Recorded::Duplicate { payment_id } => ReceiptCredit::Duplicate(payment_id),
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //!   CheckoutRequestID to ask about; after the deadline it is `expired_unknown` too, and its
 //!   callback, if it comes, still credits it.
 //! * Callback bodies that were stored but not processed (Postgres trouble at the time) are
-//!   processed again.
+//!   processed again, Transaction Status answers included.
+//! * A Transaction Status request (recovery by receipt) unanswered by `query_deadline` is
+//!   closed as timed out, so the operator can ask again.
 
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::callbacks::{process_c2b, process_stk, result_code_text};
-use super::{Mpesa, stk};
+use super::{Mpesa, recovery, stk};
 
 /// How often the reconciler looks for due work.
 const TICK: Duration = Duration::from_millis(500);
@@ -91,6 +93,15 @@ async fn tick(pool: &PgPool, mpesa: &Mpesa) -> Result<(), sqlx::Error> {
         apply_query(pool, mpesa, id, past_deadline, answer).await?;
     }
 
+    // Transaction Status requests M-Pesa never answered: free the receipt to be asked again.
+    let closed = recovery::expire(pool, mpesa.settings.query_deadline).await?;
+    if closed > 0 {
+        tracing::warn!(
+            closed,
+            "Transaction Status requests unanswered by the deadline"
+        );
+    }
+
     // Stored callbacks that were not processed (give the handler a moment first).
     let stale = sqlx::query(
         "SELECT id, kind, url_token, body FROM payment_callbacks \
@@ -104,13 +115,18 @@ async fn tick(pool: &PgPool, mpesa: &Mpesa) -> Result<(), sqlx::Error> {
         let id: i64 = row.try_get("id")?;
         let body: Vec<u8> = row.try_get("body")?;
         let kind: String = row.try_get("kind")?;
-        let outcome = if kind == "stk" {
-            let token: Option<String> = row.try_get("url_token")?;
-            process_stk(pool, id, token.as_deref().unwrap_or(""), &body)
+        let token: Option<String> = row.try_get("url_token")?;
+        let token = token.as_deref().unwrap_or("");
+        let outcome = match kind.as_str() {
+            "stk" => process_stk(pool, id, token, &body)
                 .await?
-                .unwrap_or_else(|| "no intent".to_owned())
-        } else {
-            process_c2b(pool, id, &body).await?
+                .unwrap_or_else(|| "no intent".to_owned()),
+            recovery::RESULT | recovery::TIMEOUT => {
+                recovery::process(pool, mpesa, id, &kind, token, &body)
+                    .await?
+                    .unwrap_or_else(|| "no recovery".to_owned())
+            }
+            _ => process_c2b(pool, id, &body).await?,
         };
         tracing::info!(callback = id, outcome, "processed a stored callback late");
     }
