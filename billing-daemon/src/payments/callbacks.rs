@@ -585,10 +585,22 @@ pub async fn credit_receipt(
         Recorded::New {
             payment_id,
             applied,
-        } => ReceiptCredit::New {
-            payment_id,
-            applied,
-        },
+        } => {
+            if let (Some(sub), Some(bill_ref)) = (p.subscriber_id, p.bill_ref)
+                && let Some(intent) =
+                    stk::claim_for_c2b(conn, payment_id, sub, p.amount_kes, bill_ref).await?
+            {
+                tracing::warn!(
+                    intent,
+                    payment = payment_id,
+                    "a push marked failed or expired was paid: its C2B confirmation came"
+                );
+            }
+            ReceiptCredit::New {
+                payment_id,
+                applied,
+            }
+        }
         Recorded::Duplicate { payment_id } => ReceiptCredit::Duplicate(payment_id),
     })
 }

@@ -3,9 +3,12 @@
 //! * A pending STK intent is asked about with STK Query, first `query_after` after the push,
 //!   then every `query_interval` (with jitter) until `query_deadline`. "Being processed"
 //!   keeps it pending; a success credits it on the intent (the receipt comes later from the
-//!   callback or the C2B confirmation); a failure fails it. A query acts on pending intents
-//!   only, so it can never undo a payment. Past the deadline the intent becomes
-//!   `expired_unknown`: left for the daily reconciliation, and a late success still counts.
+//!   callback or the C2B confirmation); a failure fails it, unless the push's C2B copy is
+//!   already in the ledger (the sandbox's STK Query answers 1032 for paid pushes; a copy
+//!   that comes after the failure pays the push too, see `stk::claim_for_c2b`). A query
+//!   acts on pending intents only, so it can never undo a payment. Past the deadline the
+//!   intent becomes `expired_unknown`: left for the daily reconciliation, and a late
+//!   success still counts.
 //! * A push whose reply never came back (the daemon died while sending) has no
 //!   CheckoutRequestID to ask about; after the deadline it is `expired_unknown` too, and its
 //!   callback, if it comes, still credits it.
@@ -162,8 +165,32 @@ async fn apply_query(
             tracing::info!(intent = id, outcome, "STK Query found the payment");
         }
         Ok(daraja::StkQueryOutcome::Completed(code, desc)) => {
-            stk::mark_failed(&mut tx, &intent, (&result_code_text(&code), &desc)).await?;
-            tracing::info!(intent = id, code = %result_code_text(&code), "STK Query: not paid");
+            let code = result_code_text(&code);
+            if stk::c2b_copy_exists(&mut tx, &intent).await? {
+                let (_, outcome) = stk::mark_paid(
+                    &mut tx,
+                    &intent,
+                    None,
+                    intent.amount_kes,
+                    Utc::now(),
+                    (
+                        "0",
+                        &format!(
+                            "paid: its C2B confirmation arrived; STK Query said {code} {desc}"
+                        ),
+                    ),
+                )
+                .await?;
+                tracing::warn!(
+                    intent = id,
+                    code,
+                    outcome,
+                    "STK Query says not paid, but its C2B confirmation came: paid"
+                );
+            } else {
+                stk::mark_failed(&mut tx, &intent, (&code, &desc)).await?;
+                tracing::info!(intent = id, code, "STK Query: not paid");
+            }
         }
         Ok(daraja::StkQueryOutcome::Pending) | Err(_) if past_deadline => {
             sqlx::query(
