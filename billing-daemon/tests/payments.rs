@@ -108,11 +108,7 @@ async fn a_cancelled_push_fails_and_one_phone_has_one_push_at_a_time(pool: PgPoo
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let id = first["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
-        "failed",
-    )
-    .await;
+    pay.until_intent(id, "failed").await;
     assert_eq!(
         pay.scalar(&format!(
             "SELECT result_code FROM payment_intents WHERE id = {id}"
@@ -138,11 +134,7 @@ async fn a_payment_whose_callback_never_comes_is_found_by_query(pool: PgPool) {
     );
     let intent = pay.push("alice", "0712345678").await;
     let id = intent["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
-        "paid",
-    )
-    .await;
+    pay.until_intent(id, "paid").await;
     pay.until(ALICE_ACTIVE, "true").await;
     // "Being processed" was answered at least once before the result.
     assert_ne!(
@@ -188,18 +180,8 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         )
     };
     let post = |path: String, body: String| {
-        let http = pay.http.clone();
-        let url = format!("{}{path}", pay.base);
-        async move {
-            http.post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let pay = &pay;
+        async move { pay.post_raw(&path, body).await }
     };
     // A URL no intent has.
     let guessed = "ab".repeat(32);

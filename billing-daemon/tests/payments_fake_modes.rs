@@ -19,11 +19,7 @@ async fn paid_push(pay: &Pay, outcome: Outcome) -> i64 {
     pay.fake.script(PHONE, outcome);
     let intent = pay.push("alice", "0712345678").await;
     let id = intent["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
-        "paid",
-    )
-    .await;
+    pay.until_intent(id, "paid").await;
     id
 }
 
@@ -167,14 +163,12 @@ async fn a_push_the_query_failed_is_paid_when_its_c2b_copy_comes(pool: PgPool) {
         "MiddleName": "", "LastName": ""
     });
     let status = pay
-        .http
-        .post(format!("{}/pay/cb/c2b/{C2B_TOKEN}/confirmation", pay.base))
-        .json(&copy)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 200);
+        .post_raw(
+            &format!("/pay/cb/c2b/{C2B_TOKEN}/confirmation"),
+            copy.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(
         pay.scalar(&format!(
             "SELECT status FROM payment_intents WHERE id = {id}"

@@ -51,8 +51,14 @@ async fn lost_c2b(pay: &Pay, account: &str, amount: u64) -> String {
 }
 
 async fn recover(pay: &Pay, body: Value) -> Value {
-    let (status, reply) = pay.api("POST", "/payments/recover", Some(body)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    recover_answered(pay, body, StatusCode::ACCEPTED).await
+}
+
+async fn recover_answered(pay: &Pay, body: Value, want: StatusCode) -> Value {
+    let (status, reply) = pay
+        .api("POST", "/payments/recover", Some(body.clone()))
+        .await;
+    assert_eq!(status, want, "{body} -> {reply}");
     reply
 }
 
@@ -132,14 +138,12 @@ async fn a_lost_paybill_confirmation_is_recovered_by_receipt_once(pool: PgPool) 
     assert_eq!(asked["Initiator"], INITIATOR);
 
     // Asked again: the ledger has it, M-Pesa is not asked.
-    let (status, reply) = pay
-        .api(
-            "POST",
-            "/payments/recover",
-            Some(json!({"receipt": receipt, "username": "alice"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let reply = recover_answered(
+        &pay,
+        json!({"receipt": receipt, "username": "alice"}),
+        StatusCode::CONFLICT,
+    )
+    .await;
     assert!(
         reply["error"]["message"]
             .as_str()
@@ -156,14 +160,12 @@ async fn a_lost_paybill_confirmation_is_recovered_by_receipt_once(pool: PgPool) 
         "FirstName": "JOHN", "MiddleName": "", "LastName": "DOE"
     });
     let status = pay
-        .http
-        .post(format!("{}/pay/cb/c2b/{C2B_TOKEN}/confirmation", pay.base))
-        .json(&confirmation)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 200);
+        .post_raw(
+            &format!("/pay/cb/c2b/{C2B_TOKEN}/confirmation"),
+            confirmation.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(count(&pay, "payments").await, "1");
     assert_eq!(
         pay.scalar("SELECT outcome FROM payment_callbacks WHERE kind = 'c2b_confirmation'")
@@ -258,14 +260,12 @@ async fn forged_answers_credit_nothing(pool: PgPool) {
     )
     .await;
     // A second request for the same receipt while this one is open.
-    let (status, reply) = pay
-        .api(
-            "POST",
-            "/payments/recover",
-            Some(json!({"receipt": receipt, "username": "alice"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    recover_answered(
+        &pay,
+        json!({"receipt": receipt, "username": "alice"}),
+        StatusCode::CONFLICT,
+    )
+    .await;
     let token = pay
         .scalar(&format!(
             "SELECT result_token FROM payment_recoveries WHERE id = {id}"
@@ -292,18 +292,8 @@ async fn forged_answers_credit_nothing(pool: PgPool) {
         .to_string()
     };
     let post = |path: String, body: String| {
-        let http = pay.http.clone();
-        let url = format!("{}{path}", pay.base);
-        async move {
-            http.post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let pay = &pay;
+        async move { pay.post_raw(&path, body).await }
     };
     let ours = "174379 - JASIYO";
     // A URL no request has, and one that cannot be a token: not found.
@@ -378,14 +368,8 @@ async fn a_recovered_receipt_fills_in_an_stk_payment_found_by_query(pool: PgPool
         Outcome::success().with_delivery(Delivery::WrongPath),
     );
     let intent = pay.push("alice", "0712345678").await;
-    pay.until(
-        &format!(
-            "SELECT status FROM payment_intents WHERE id = {}",
-            intent["id"]
-        ),
-        "paid",
-    )
-    .await;
+    pay.until_intent(intent["id"].as_i64().unwrap(), "paid")
+        .await;
     assert_eq!(count(&pay, "payments WHERE receipt IS NULL").await, "1");
     let receipt = pay.fake.ledger()[0].receipt.clone();
     let started = recover(&pay, json!({"receipt": receipt, "username": "alice"})).await;
@@ -423,10 +407,7 @@ async fn bad_recovery_requests(pool: PgPool) {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ] {
-        let (got, reply) = pay
-            .api("POST", "/payments/recover", Some(body.clone()))
-            .await;
-        assert_eq!(got, status, "{body} -> {reply}");
+        recover_answered(&pay, body, status).await;
     }
     let (got, _) = pay.api("GET", "/payments/recoveries/999", None).await;
     assert_eq!(got, StatusCode::NOT_FOUND);
@@ -442,14 +423,12 @@ async fn bad_recovery_requests(pool: PgPool) {
 #[sqlx::test]
 async fn without_an_initiator_recovery_says_it_is_not_configured(pool: PgPool) {
     let pay = Pay::start(pool).await;
-    let (status, reply) = pay
-        .api(
-            "POST",
-            "/payments/recover",
-            Some(json!({"receipt": "NLJ7RT61SV", "username": "alice"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    let reply = recover_answered(
+        &pay,
+        json!({"receipt": "NLJ7RT61SV", "username": "alice"}),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(reply["error"]["code"], "not_configured");
     assert!(
         reply["error"]["message"]
@@ -459,13 +438,6 @@ async fn without_an_initiator_recovery_says_it_is_not_configured(pool: PgPool) {
         "{reply}"
     );
     // The answer URLs exist only for requests that were made.
-    let status = pay
-        .http
-        .post(format!("{}/pay/cb/ts/{}/result", pay.base, "ab".repeat(32)))
-        .body("{}")
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 404);
+    let guessed = format!("/pay/cb/ts/{}/result", "ab".repeat(32));
+    assert_eq!(pay.post_raw(&guessed, "{}".to_owned()).await, 404);
 }

@@ -152,44 +152,42 @@ async fn apply_query(
         return Ok(());
     }
     match answer {
-        Ok(daraja::StkQueryOutcome::Completed(code, desc)) if code.is_success() => {
-            let (_, outcome) = stk::mark_paid(
-                &mut tx,
-                &intent,
-                None,
-                intent.amount_kes,
-                Utc::now(),
-                (&result_code_text(&code), &desc),
-            )
-            .await?;
-            tracing::info!(intent = id, outcome, "STK Query found the payment");
-        }
         Ok(daraja::StkQueryOutcome::Completed(code, desc)) => {
-            let code = result_code_text(&code);
-            if stk::c2b_copy_exists(&mut tx, &intent).await? {
-                let (_, outcome) = stk::mark_paid(
-                    &mut tx,
-                    &intent,
-                    None,
-                    intent.amount_kes,
-                    Utc::now(),
-                    (
-                        "0",
-                        &format!(
-                            "paid: its C2B confirmation arrived; STK Query said {code} {desc}"
-                        ),
-                    ),
-                )
-                .await?;
+            let text = result_code_text(&code);
+            // A failure is believed only if the push's C2B copy is not in the ledger: the
+            // sandbox answers 1032 for paid pushes.
+            let paid = if code.is_success() {
+                Some((text.as_str(), desc.clone()))
+            } else if stk::c2b_copy_exists(&mut tx, &intent).await? {
                 tracing::warn!(
                     intent = id,
-                    code,
-                    outcome,
-                    "STK Query says not paid, but its C2B confirmation came: paid"
+                    code = text,
+                    "STK Query says not paid, but its C2B confirmation came"
                 );
+                Some((
+                    "0",
+                    format!("paid: its C2B confirmation arrived; STK Query said {text} {desc}"),
+                ))
             } else {
-                stk::mark_failed(&mut tx, &intent, (&code, &desc)).await?;
-                tracing::info!(intent = id, code, "STK Query: not paid");
+                None
+            };
+            match paid {
+                Some((code, desc)) => {
+                    let (_, outcome) = stk::mark_paid(
+                        &mut tx,
+                        &intent,
+                        None,
+                        intent.amount_kes,
+                        Utc::now(),
+                        (code, &desc),
+                    )
+                    .await?;
+                    tracing::info!(intent = id, outcome, "STK Query found the payment");
+                }
+                None => {
+                    stk::mark_failed(&mut tx, &intent, (&text, &desc)).await?;
+                    tracing::info!(intent = id, code = text, "STK Query: not paid");
+                }
             }
         }
         Ok(daraja::StkQueryOutcome::Pending) | Err(_) if past_deadline => {

@@ -146,6 +146,28 @@ impl Pay {
         }
     }
 
+    /// POSTs `body` (as JSON) to `path` of the daemon, as Safaricom would; the status.
+    pub async fn post_raw(&self, path: &str, body: String) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Polls until STK intent `id` has status `want`.
+    pub async fn until_intent(&self, id: i64, want: &str) {
+        self.until(
+            &format!("SELECT status FROM payment_intents WHERE id = {id}"),
+            want,
+        )
+        .await;
+    }
+
     pub async fn register_c2b(&self) {
         let (status, body) = self.api("POST", "/payments/c2b/register", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
