@@ -88,7 +88,10 @@ pub(super) fn source(
     xff: Option<&str>,
 ) -> (Option<IpAddr>, bool) {
     match peer {
-        Some(p) => (Some(p), mpesa.settings.callback_source_allowed(p, xff)),
+        Some(p) => (
+            Some(mpesa.settings.callback_source(p, xff)),
+            mpesa.settings.callback_source_allowed(p, xff),
+        ),
         // No peer (in-process tests): only an open allow-list lets it through.
         None => (None, mpesa.settings.callback_allow.is_empty()),
     }

@@ -270,18 +270,24 @@ impl MpesaSettings {
     /// Whether a callback from `peer` (the TCP peer) with this `X-Forwarded-For` may be
     /// believed. The forwarded address counts only when the peer is the trusted proxy.
     pub fn callback_source_allowed(&self, peer: IpAddr, forwarded_for: Option<&str>) -> bool {
-        if self.callback_allow.is_empty() {
-            return true;
-        }
-        let source = match (self.trusted_proxy, forwarded_for) {
+        self.callback_allow.is_empty()
+            || self
+                .callback_allow
+                .iter()
+                .any(|a| a.contains(self.callback_source(peer, forwarded_for)))
+    }
+
+    /// Where a callback came from as believed: the address the trusted proxy appended to
+    /// X-Forwarded-For (the last one) when the peer is that proxy, else the peer.
+    pub fn callback_source(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        match (self.trusted_proxy, forwarded_for) {
             (Some(proxy), Some(xff)) if proxy == peer => xff
                 .rsplit(',')
                 .next()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(peer),
             _ => peer,
-        };
-        self.callback_allow.iter().any(|a| a.contains(source))
+        }
     }
 }
 
@@ -407,6 +413,15 @@ mod tests {
         assert!(s.callback_source_allowed(ip("10.0.0.1"), Some("1.2.3.4, 196.201.214.200")));
         assert!(!s.callback_source_allowed(ip("203.0.113.9"), Some("196.201.214.200")));
         assert!(!s.callback_source_allowed(ip("10.0.0.1"), Some("203.0.113.9")));
+        // The address believed is the one kept with the callback.
+        assert_eq!(
+            s.callback_source(ip("10.0.0.1"), Some("1.2.3.4, 196.201.214.200")),
+            ip("196.201.214.200")
+        );
+        assert_eq!(
+            s.callback_source(ip("203.0.113.9"), Some("196.201.214.200")),
+            ip("203.0.113.9")
+        );
         // No list: anyone (the per-intent secret URL and the checks still apply).
         let open = MpesaSettings::load(None, &env_of(&full()))
             .unwrap()
