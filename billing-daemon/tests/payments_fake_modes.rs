@@ -178,3 +178,37 @@ async fn a_push_the_query_failed_is_paid_when_its_c2b_copy_comes(pool: PgPool) {
     );
     credited_once(&pay, id).await;
 }
+
+#[sqlx::test]
+async fn the_c2b_copy_of_a_push_with_a_made_up_account_reference_counts_once(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    // Too long for Daraja's 12 characters: the push's AccountReference is made from the
+    // intent id, and that is the BillRefNumber of the payment's C2B copy.
+    sqlx::query(
+        "INSERT INTO subscribers (id, username, password, plan_id, expires_at) \
+         VALUES (3, 'wanjiku-nyambura', 'x', 1, now() - interval '1 day')",
+    )
+    .execute(&pay.pool)
+    .await
+    .unwrap();
+    pay.register_c2b().await;
+    // No callback: STK Query and the C2B copy are all the daemon hears, in either order.
+    pay.fake
+        .script(PHONE, Outcome::success().with_delivery(Delivery::Never));
+    let intent = pay.push("wanjiku-nyambura", "0712345678").await;
+    assert_ne!(intent["account_reference"], "wanjiku-nyambura");
+    let id = intent["id"].as_i64().unwrap();
+    pay.until_intent(id, "paid").await;
+    let receipt = pay.fake.ledger()[0].receipt.clone();
+    pay.until(
+        &format!("SELECT receipt FROM payments WHERE intent_id = {id}"),
+        &receipt,
+    )
+    .await;
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "1");
+    assert_eq!(
+        pay.scalar("SELECT applied || ' ' || subscriber_id FROM payments")
+            .await,
+        "renewed 3"
+    );
+}

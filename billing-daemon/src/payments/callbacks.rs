@@ -454,11 +454,19 @@ pub async fn process_c2b(
         }
     };
     let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
-    let subscriber: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM subscribers WHERE lower(username) = $1")
-            .bind(payment.account_key())
-            .fetch_optional(&mut *tx)
-            .await?;
+    // The account number is a username; for the C2B copy of an STK payment it is the
+    // push's AccountReference, which is made from the intent id when the username is too
+    // long for Daraja (stk::account_reference).
+    let subscriber: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM ( \
+            SELECT id, 0 AS rank FROM subscribers WHERE lower(username) = $1 \
+            UNION ALL \
+            SELECT subscriber_id, 1 FROM payment_intents WHERE lower(account_reference) = $1 \
+         ) found ORDER BY rank LIMIT 1",
+    )
+    .bind(payment.account_key())
+    .fetch_optional(&mut *tx)
+    .await?;
     let credit = credit_receipt(
         &mut tx,
         &ReceiptPayment {
