@@ -10,6 +10,9 @@
 mod common;
 
 use axum::http::StatusCode;
+use std::time::Duration;
+
+use billing_daemon::payments::recovery;
 use common::pay::{ALICE_ACTIVE, C2B_TOKEN, PRICE, Pay};
 use fake_daraja::{C2bOutcome, Delivery, FakeConfig, Initiator, Outcome, StatusMode};
 use serde_json::{Value, json};
@@ -148,7 +151,7 @@ async fn a_lost_paybill_confirmation_is_recovered_by_receipt_once(pool: PgPool) 
         reply["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("already credited"),
+            .contains("already in the ledger"),
         "{reply}"
     );
     // The lost confirmation turns up after all: a duplicate, not a second renewal.
@@ -440,4 +443,39 @@ async fn without_an_initiator_recovery_says_it_is_not_configured(pool: PgPool) {
     // The answer URLs exist only for requests that were made.
     let guessed = format!("/pay/cb/ts/{}/result", "ab".repeat(32));
     assert_eq!(pay.post_raw(&guessed, "{}".to_owned()).await, 404);
+}
+
+#[sqlx::test]
+async fn an_unanswered_request_is_closed_at_the_deadline(pool: PgPool) {
+    let pay = start(pool).await;
+    let receipt = lost_c2b(&pay, "alice", 1000).await;
+    pay.fake.set_status_mode(StatusMode::Silent);
+    let started = recover(&pay, json!({"receipt": receipt, "username": "alice"})).await;
+    let id = started["id"].as_i64().unwrap();
+    pay.until(
+        &format!("SELECT status FROM payment_recoveries WHERE id = {id}"),
+        "pending",
+    )
+    .await;
+    // Not yet due: left open.
+    assert_eq!(
+        recovery::expire(&pay.pool, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    // Past the deadline (the reconciler's is 20 s here): the reconciler closes it.
+    sqlx::query("UPDATE payment_recoveries SET created_at = now() - interval '2 hours'")
+        .execute(&pay.pool)
+        .await
+        .unwrap();
+    let closed = until_recovery(&pay, id, "timed_out").await;
+    assert_eq!(
+        closed["result_desc"],
+        "no answer from M-Pesa by the deadline"
+    );
+    // The receipt may be asked about again.
+    pay.fake.set_status_mode(StatusMode::Answer);
+    let again = recover(&pay, json!({"receipt": receipt, "username": "alice"})).await;
+    until_recovery(&pay, again["id"].as_i64().unwrap(), "credited").await;
 }

@@ -54,7 +54,7 @@ pub enum RecoverError {
     )]
     NotConfigured,
     /// The ledger has this receipt already.
-    #[error("receipt {receipt} is already credited (payment {payment_id})")]
+    #[error("receipt {receipt} is already in the ledger: payment {payment_id}")]
     AlreadyCredited {
         /// The receipt.
         receipt: String,
