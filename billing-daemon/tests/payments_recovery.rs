@@ -79,6 +79,17 @@ async fn until_recovery(pay: &Pay, id: i64, want: &str) -> Value {
     detail
 }
 
+/// A lost paybill payment of alice's and a recovery of it that M-Pesa accepts and never
+/// answers: (receipt, recovery id).
+async fn unanswered_recovery(pay: &Pay) -> (String, i64) {
+    let receipt = lost_c2b(pay, "alice", 1000).await;
+    pay.fake.set_status_mode(StatusMode::Silent);
+    let started = recover(pay, json!({"receipt": receipt, "username": "alice"})).await;
+    let id = started["id"].as_i64().unwrap();
+    until_recovery(pay, id, "pending").await;
+    (receipt, id)
+}
+
 async fn count(pay: &Pay, sql: &str) -> String {
     pay.scalar(&format!("SELECT count(*)::text FROM {sql}"))
         .await
@@ -252,16 +263,8 @@ async fn a_queue_timeout_credits_nothing_and_the_receipt_can_be_asked_again(pool
 #[sqlx::test]
 async fn forged_answers_credit_nothing(pool: PgPool) {
     let pay = start(pool).await;
-    let receipt = lost_c2b(&pay, "alice", 1000).await;
     // M-Pesa accepts the request and never answers: only forgers post to the URLs.
-    pay.fake.set_status_mode(StatusMode::Silent);
-    let started = recover(&pay, json!({"receipt": receipt, "username": "alice"})).await;
-    let id = started["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_recoveries WHERE id = {id}"),
-        "pending",
-    )
-    .await;
+    let (receipt, id) = unanswered_recovery(&pay).await;
     // A second request for the same receipt while this one is open.
     recover_answered(
         &pay,
@@ -448,15 +451,7 @@ async fn without_an_initiator_recovery_says_it_is_not_configured(pool: PgPool) {
 #[sqlx::test]
 async fn an_unanswered_request_is_closed_at_the_deadline(pool: PgPool) {
     let pay = start(pool).await;
-    let receipt = lost_c2b(&pay, "alice", 1000).await;
-    pay.fake.set_status_mode(StatusMode::Silent);
-    let started = recover(&pay, json!({"receipt": receipt, "username": "alice"})).await;
-    let id = started["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_recoveries WHERE id = {id}"),
-        "pending",
-    )
-    .await;
+    let (receipt, id) = unanswered_recovery(&pay).await;
     // Not yet due: left open.
     assert_eq!(
         recovery::expire(&pay.pool, Duration::from_secs(3600))
