@@ -185,6 +185,41 @@ async fn a_push_the_query_failed_is_paid_when_its_c2b_copy_comes(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_cancelled_push_stays_cancelled_when_the_customer_then_pays_the_paybill(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.register_c2b().await;
+    // The customer cancels the prompt: Safaricom's own callback says 1032.
+    pay.fake.script(PHONE, Outcome::failing(1032));
+    let intent = pay.push("alice", "0712345678").await;
+    let id = intent["id"].as_i64().unwrap();
+    pay.until(
+        &format!("SELECT status || ' ' || result_code FROM payment_intents WHERE id = {id}"),
+        "failed 1032",
+    )
+    .await;
+    // Then pays the same amount to the paybill by hand, with the same account number.
+    let account = intent["account_reference"].as_str().unwrap().to_owned();
+    pay.fake.pay_c2b(&account, 1000, PHONE).await;
+    let receipt = pay.fake.ledger()[0].receipt.clone();
+    pay.until(
+        &format!("SELECT applied FROM payments WHERE receipt = '{receipt}'"),
+        "renewed",
+    )
+    .await;
+    // Credited once, as a paybill payment; the cancelled push is not rewritten as paid.
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "1");
+    assert_eq!(
+        pay.scalar(&format!(
+            "SELECT status || ' ' || coalesce((SELECT count(*) FROM payments WHERE intent_id = {id}), 0) \
+             FROM payment_intents WHERE id = {id}"
+        ))
+        .await,
+        "failed 0"
+    );
+    assert_eq!(pay.scalar(ALICE_ACTIVE).await, "true");
+}
+
+#[sqlx::test]
 async fn the_c2b_copy_of_a_push_with_a_made_up_account_reference_counts_once(pool: PgPool) {
     let pay = Pay::start(pool).await;
     // Too long for Daraja's 12 characters: the push's AccountReference is made from the

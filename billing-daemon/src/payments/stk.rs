@@ -324,7 +324,9 @@ pub async fn c2b_copy_exists(
 /// A C2B payment just recorded may be the copy of a push that was marked failed (STK
 /// Query's word, which the sandbox gets wrong) or expired unanswered: same subscriber,
 /// amount and AccountReference, no payment yet. That push was paid after all: mark it paid
-/// by this payment. Returns the intent.
+/// by this payment. Returns the intent. A push whose failure came in its own callback (at
+/// its secret URL, for its CheckoutRequestID) is not claimed: the customer cancelled it,
+/// and a paybill payment of the same amount afterwards is a payment of its own.
 pub async fn claim_for_c2b(
     conn: &mut PgConnection,
     payment_id: i64,
@@ -343,6 +345,9 @@ pub async fn claim_for_c2b(
                             AND lower(i.account_reference) = lower($4) AND i.status IN ('failed', 'expired_unknown') \
                             AND i.created_at > now() - interval '1 day' \
                             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.intent_id = i.id) \
+                            AND NOT EXISTS (SELECT 1 FROM payment_callbacks c \
+                                             WHERE c.intent_id = i.id AND c.kind = 'stk' \
+                                               AND c.outcome LIKE 'failed:%') \
                           ORDER BY i.created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED) \
             RETURNING id) \
          UPDATE payments SET intent_id = claimed.id FROM claimed WHERE payments.id = $1 \
