@@ -22,6 +22,32 @@ die() {
     exit 1
 }
 
+# set_cpu_nice NICE PID...: gives each process and its children nice value NICE.
+# With autogroup scheduling on (kernel.sched_autogroup_enabled, the default on
+# Debian), Linux first shares the CPUs between sessions and only then between the
+# processes of a session, so a process's own nice value is weighed only against
+# its session. For a PID that leads its own session (pg_ctl and setsid start one)
+# the session's nice value is set too; a PID in the caller's session keeps it, as
+# that would lower the caller and its other children.
+set_cpu_nice() {
+    local nice=$1 pid sid p tasks
+    shift
+    for pid in "$@"; do
+        # Every thread: Linux keeps a nice value per thread, and renice of a pid sets only
+        # its main thread's.
+        tasks=()
+        for p in "$pid" $(ps -o pid= --ppid "$pid"); do
+            tasks+=("/proc/$p/task"/*)
+        done
+        renice -n "$nice" -p "${tasks[@]##*/}" >/dev/null 2>&1 ||
+            warn "could not set nice $nice on process $pid"
+        sid=$(ps -o sid= -p "$pid" | tr -d ' ')
+        if [ "$sid" = "$pid" ] && [ -w "/proc/$pid/autogroup" ]; then
+            echo "$nice" 2>/dev/null >"/proc/$pid/autogroup" || warn "could not set the session nice of $pid"
+        fi
+    done
+}
+
 require_root() {
     [ "$(id -u)" -eq 0 ] || die "run this as root (it installs packages and starts radiusd and Postgres under their own users)"
 }

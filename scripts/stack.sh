@@ -21,6 +21,8 @@
 #   JASIYO_JOURNAL_CAPACITY its size, fixed when created [64M]
 #   JASIYO_RADIUS_AUTH_PORT / JASIYO_RADIUS_ACCT_PORT  radiusd ports [51812/51813]
 #   JASIYO_LOG              daemon log filter [info]
+#   JASIYO_BACKGROUND_NICE  CPU nice value of billing-daemon and the private
+#                           cluster (radiusd keeps 0) [10]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -36,6 +38,12 @@ listen=${JASIYO_LISTEN:-127.0.0.1:58080}
 snapshot_dir=${JASIYO_SNAPSHOT_DIR:-$state/snapshot}
 snapshot_group=${JASIYO_SNAPSHOT_GROUP:-freerad}
 journal_path=${JASIYO_JOURNAL_PATH:-$state/journal/accounting.journal}
+# radiusd answers from the snapshot and the journal; the daemon and Postgres do the
+# bookkeeping behind it, and the journal absorbs what they have not applied yet. When the CPUs
+# are short (an accounting burst after a router reboot), radiusd should get them first.
+background_nice=${JASIYO_BACKGROUND_NICE:-10}
+case "$background_nice" in '' | *[!0-9]*) die "JASIYO_BACKGROUND_NICE must be 0 to 19" ;; esac
+[ "$background_nice" -le 19 ] || die "JASIYO_BACKGROUND_NICE must be 0 to 19"
 journal_capacity=${JASIYO_JOURNAL_CAPACITY:-64M}
 auth_port=${JASIYO_RADIUS_AUTH_PORT:-51812}
 acct_port=${JASIYO_RADIUS_ACCT_PORT:-51813}
@@ -67,6 +75,7 @@ start_private_postgres() {
     else
         say "Postgres: private cluster already running on 127.0.0.1:$pg_port"
     fi
+    set_cpu_nice "$background_nice" "$(head -n 1 "$pgdir/postmaster.pid")"
     local admin db_pw_file="$state/db-password"
     admin=$("$root/scripts/pg-cluster.sh" url "$pgdir" "$pg_port")
     if [ ! -s "$db_pw_file" ]; then
@@ -157,6 +166,7 @@ cmd_up() {
     # setsid execs into the daemon (it is not a group leader), so $! is the daemon.
     setsid "$bin/billing-daemon" serve </dev/null >>"$logs/billing-daemon.log" 2>&1 &
     echo $! >"$daemon_pid"
+    set_cpu_nice "$background_nice" "$(cat "$daemon_pid")"
     if ! wait_for 60 alive_and "$daemon_pid" billing-daemon curl -sf "$api/healthz"; then
         tail -n 30 "$logs/billing-daemon.log" >&2
         stop_services

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use fake_daraja::{C2bOutcome, FakeConfig, FakeDaraja, Outcome};
+use fake_daraja::{C2bOutcome, DeliveryKind, FakeConfig, FakeDaraja, Outcome};
 use radius_proto::Code;
 use serde_json::json;
 use support::mikrotik::{Mikrotik, Verdict};
@@ -157,4 +157,98 @@ async fn paying_reconnects_a_customer_the_router_kept_online_after_expiry() {
     // The router asks again and the renewed customer is in.
     let again = router.login("kamau", "pw").await;
     assert_eq!(again.code, Code::ACCESS_ACCEPT);
+}
+
+#[tokio::test]
+async fn the_callback_allow_list_refuses_other_sources_and_believes_only_the_proxy() {
+    let mut config = FakeConfig::sandbox();
+    // No validation call, so the confirmation is the only thing the daemon hears.
+    config.c2b_external_validation = false;
+    config.retry.max_attempts = 1;
+    let fake = FakeDaraja::start(config).await;
+    // Safaricom's range, which loopback is not in; the proxy in front of the daemon is
+    // 127.0.0.1.
+    let stack = spawn_stack_with(StackOptions {
+        mpesa: Some(fake.base_url()),
+        daemon_env: vec![
+            ("JASIYO_MPESA_CALLBACK_ALLOW", "196.201.214.0/24".to_owned()),
+            ("JASIYO_TRUSTED_PROXY", "127.0.0.1".to_owned()),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
+    expired_customer(&stack, "achieng").await;
+    stack.api.post("/payments/c2b/register").await;
+
+    // A genuine confirmation straight from 127.0.0.1 without a forwarded address: the proxy
+    // itself is not an allowed source.
+    let paid = fake.pay_c2b("achieng", 500, "254722000003").await;
+    let C2bOutcome::Completed { trans_id } = paid else {
+        panic!("{paid:?}");
+    };
+    let sent: Vec<_> = fake
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.kind == DeliveryKind::C2bConfirmation)
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, Some(403), "{:?}", sent[0]);
+    assert_eq!(stack.sql("SELECT count(*) FROM payments"), "0");
+    assert_eq!(
+        stack.sql("SELECT outcome FROM payment_callbacks WHERE kind = 'c2b_confirmation'"),
+        "refused: source address not allowed"
+    );
+    assert!(
+        stack
+            .daemon_log()
+            .contains("C2B confirmation refused: source address not allowed"),
+        "not logged"
+    );
+    let post = |client: reqwest::Client, forwarded: &'static str| {
+        let (url, body) = (sent[0].url.clone(), sent[0].body.clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", forwarded)
+                .body(body)
+                .send()
+                .await
+                .expect("POST the confirmation")
+                .status()
+                .as_u16()
+        }
+    };
+    // An allowed address in X-Forwarded-For from a peer that is not the proxy: ignored.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(post(elsewhere, "196.201.214.200").await, 403);
+    assert_eq!(stack.sql("SELECT count(*) FROM payments"), "0");
+    // Through the proxy, which appends the address Safaricom connected from: believed, and
+    // kept as the source.
+    assert_eq!(
+        post(reqwest::Client::new(), "203.0.113.9, 196.201.214.200").await,
+        200
+    );
+    stack
+        .radius
+        .poll_until(
+            || pap("achieng", "pw"),
+            "accepted once the confirmation is believed",
+            |r| r.is_accept(),
+        )
+        .await;
+    assert_eq!(
+        stack.sql("SELECT receipt FROM payments WHERE channel = 'c2b'"),
+        trans_id
+    );
+    assert_eq!(
+        stack.sql(
+            "SELECT string_agg(host(source_ip), ',' ORDER BY id) FROM payment_callbacks \
+              WHERE kind = 'c2b_confirmation'"
+        ),
+        "127.0.0.1,127.0.0.2,196.201.214.200"
+    );
 }

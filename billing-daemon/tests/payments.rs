@@ -9,156 +9,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use billing_daemon::api::app;
-use billing_daemon::payments::{Mpesa, MpesaSettings, reconciler};
-use fake_daraja::{C2bOutcome, Delivery, FakeConfig, FakeDaraja, Outcome, SANDBOX_PASSKEY};
-use serde_json::{Value, json};
+use common::pay::{ALICE_ACTIVE, C2B_TOKEN, PRICE, Pay};
+use fake_daraja::{C2bOutcome, Delivery, Outcome};
+use serde_json::json;
 use sqlx::PgPool;
-
-const PRICE: i64 = 1000;
-const C2B_TOKEN: &str = "c2btokenc2btokenc2btokenc2btoken42";
-
-struct Pay {
-    base: String,
-    token: String,
-    pool: PgPool,
-    fake: FakeDaraja,
-    http: reqwest::Client,
-    _reconciler: reconciler::Reconciler,
-}
-
-impl Pay {
-    async fn start(pool: PgPool) -> Self {
-        Self::start_with(pool, FakeConfig::sandbox()).await
-    }
-
-    async fn start_with(pool: PgPool, config: FakeConfig) -> Self {
-        let fake = FakeDaraja::start(config).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let env: HashMap<&str, String> = HashMap::from([
-            ("JASIYO_MPESA_ENVIRONMENT", fake.base_url()),
-            ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
-            ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
-            ("JASIYO_MPESA_PASSKEY", SANDBOX_PASSKEY.to_owned()),
-            ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
-            ("JASIYO_PUBLIC_URL", format!("http://{addr}")),
-            ("JASIYO_MPESA_C2B_TOKEN", C2B_TOKEN.to_owned()),
-            ("JASIYO_MPESA_QUERY_AFTER", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_DEADLINE", "20".to_owned()),
-        ]);
-        let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
-            .unwrap()
-            .unwrap();
-        let mpesa = Mpesa::new(settings).unwrap();
-        let state = common::state(&pool, Some(mpesa.clone()));
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        for sql in [
-            "INSERT INTO plans (id, name, rate_limit, price_kes, duration_seconds, service) \
-             VALUES (1, 'monthly', '5M/5M', 1000, 2592000, 'both')",
-            "INSERT INTO subscribers (id, username, password, plan_id, expires_at) \
-             VALUES (1, 'alice', 'x', 1, now() - interval '1 day'), \
-                    (2, 'bob', 'x', 1, now() - interval '1 day')",
-        ] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        let token = billing_daemon::token::create(&pool, "test").await.unwrap();
-        Self {
-            base: format!("http://{addr}"),
-            token,
-            _reconciler: reconciler::start(pool.clone(), mpesa),
-            pool,
-            fake,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(
-                method.parse().unwrap(),
-                format!("{}/api/v1{path}", self.base),
-            )
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn push(&self, username: &str, phone: &str) -> Value {
-        let (status, body) = self
-            .api(
-                "POST",
-                "/payments/stk",
-                Some(json!({"username": username, "phone": phone})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        body
-    }
-
-    async fn scalar(&self, sql: &str) -> String {
-        sqlx::query_scalar::<_, Option<String>>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
-            .unwrap_or_default()
-    }
-
-    /// Polls until `sql` (one text value) returns `want`.
-    async fn until(&self, sql: &str, want: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.scalar(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: {got:?}, want {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn register_c2b(&self) {
-        let (status, body) = self.api("POST", "/payments/c2b/register", None).await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    }
-
-    /// The daemon's receipts and the fake's, both sorted.
-    async fn receipts(&self) -> (Vec<String>, Vec<String>) {
-        let mut ours: Vec<String> =
-            sqlx::query_scalar("SELECT receipt FROM payments WHERE receipt IS NOT NULL")
-                .fetch_all(&self.pool)
-                .await
-                .unwrap();
-        ours.sort();
-        let mut theirs: Vec<String> = self.fake.ledger().into_iter().map(|e| e.receipt).collect();
-        theirs.sort();
-        (ours, theirs)
-    }
-}
-
-const ALICE_ACTIVE: &str =
-    "SELECT (expires_at > now() + interval '29 days')::text FROM subscribers WHERE id = 1";
 
 #[sqlx::test]
 async fn an_stk_payment_renews_once_though_it_also_arrives_as_c2b(pool: PgPool) {
@@ -251,11 +108,7 @@ async fn a_cancelled_push_fails_and_one_phone_has_one_push_at_a_time(pool: PgPoo
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let id = first["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
-        "failed",
-    )
-    .await;
+    pay.until_intent(id, "failed").await;
     assert_eq!(
         pay.scalar(&format!(
             "SELECT result_code FROM payment_intents WHERE id = {id}"
@@ -281,11 +134,7 @@ async fn a_payment_whose_callback_never_comes_is_found_by_query(pool: PgPool) {
     );
     let intent = pay.push("alice", "0712345678").await;
     let id = intent["id"].as_i64().unwrap();
-    pay.until(
-        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
-        "paid",
-    )
-    .await;
+    pay.until_intent(id, "paid").await;
     pay.until(ALICE_ACTIVE, "true").await;
     // "Being processed" was answered at least once before the result.
     assert_ne!(
@@ -331,18 +180,8 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         )
     };
     let post = |path: String, body: String| {
-        let http = pay.http.clone();
-        let url = format!("{}{path}", pay.base);
-        async move {
-            http.post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let pay = &pay;
+        async move { pay.post_raw(&path, body).await }
     };
     // A URL no intent has.
     let guessed = "ab".repeat(32);
@@ -367,6 +206,22 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
     assert_eq!(
         post(format!("/pay/cb/stk/{token}"), "{not json".to_owned()).await,
         200
+    );
+    // An oversized body (Daraja's are a few hundred bytes) is refused unread and not stored.
+    let stored = pay
+        .scalar("SELECT count(*)::text FROM payment_callbacks")
+        .await;
+    let padding = "x".repeat(70 * 1024);
+    let oversized = callback(&checkout, "1000", "FORGED0003").replacen(
+        "\"Body\"",
+        &format!("\"Padding\":\"{padding}\",\"Body\""),
+        1,
+    );
+    assert_eq!(post(format!("/pay/cb/stk/{token}"), oversized).await, 413);
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payment_callbacks")
+            .await,
+        stored
     );
     assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "0");
     let outcomes = pay

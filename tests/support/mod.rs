@@ -291,6 +291,11 @@ impl Stack {
         self.dir.as_ref().expect("tempdir").path()
     }
 
+    /// What the daemon has logged so far.
+    pub(crate) fn daemon_log(&self) -> String {
+        fs::read_to_string(self.tmp().join("daemon.log")).unwrap_or_default()
+    }
+
     /// The router for 127.0.0.1 with this stack's secret, via the API.
     pub(crate) async fn create_local_router(&self) -> Value {
         self.api

@@ -59,6 +59,7 @@ pub struct AppState {
         enforcement::log, enforcement::get, enforcement::disconnect,
         payments::start_stk, payments::intents, payments::intent, payments::list, payments::get,
         payments::cash, payments::daily, payments::register_c2b,
+        payments::recover, payments::recovery,
     ),
     modifiers(&BearerAuth),
 )]
@@ -144,6 +145,8 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/payments/stk", post(payments::start_stk))
         .route("/payments/daily", get(payments::daily))
         .route("/payments/c2b/register", post(payments::register_c2b))
+        .route("/payments/recover", post(payments::recover))
+        .route("/payments/recoveries/{id}", get(payments::recovery))
         .route("/payments/{id}", get(payments::get))
         .route("/payment-intents", get(payments::intents))
         .route("/payment-intents/{id}", get(payments::intent))
@@ -159,6 +162,14 @@ pub fn app(state: AppState) -> axum::Router {
         .route(
             "/c2b/{token}/confirmation",
             post(crate::payments::callbacks::c2b_confirmation),
+        )
+        .route(
+            "/ts/{token}/result",
+            post(crate::payments::recovery::result),
+        )
+        .route(
+            "/ts/{token}/timeout",
+            post(crate::payments::recovery::timeout),
         );
     axum::Router::new()
         .nest("/api/v1", api)

@@ -1,5 +1,6 @@
 //! Payments for operators: start an STK Push, see payments and intents with their raw
-//! callbacks, enter cash, daily totals, register the C2B URLs.
+//! callbacks, enter cash, daily totals, register the C2B URLs, recover a payment whose
+//! confirmation never came by its receipt.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{AppState, limit};
 use crate::payments::Mpesa;
 use crate::payments::ledger::{self, Channel, Recorded};
+use crate::payments::recovery::{self, RecoverError};
 use crate::payments::stk::{self, Purchase, StartError};
 
 fn mpesa(st: &AppState) -> Result<&Mpesa, ApiError> {
@@ -199,7 +201,7 @@ pub struct CallbackOut {
     pub id: i64,
     /// When.
     pub received_at: DateTime<Utc>,
-    /// stk, c2b_validation or c2b_confirmation.
+    /// stk, c2b_validation, c2b_confirmation, status_result or status_timeout.
     pub kind: String,
     /// Source address.
     pub source_ip: Option<String>,
@@ -533,4 +535,133 @@ pub async fn register_c2b(State(st): State<AppState>) -> Result<StatusCode, ApiE
         .await
         .map_err(|e| ApiError::BadGateway(format!("M-Pesa refused the registration: {e}")))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /payments/recover`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    /// The M-Pesa receipt from the customer's SMS, e.g. NLJ7RT61SV.
+    pub receipt: String,
+    /// Whose payment it is: M-Pesa's answer does not carry the account number. Without it
+    /// the payment is recorded unmatched, for an operator to assign.
+    pub username: Option<String>,
+}
+
+/// A recovery by receipt and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryOut {
+    /// Id.
+    pub id: i64,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// The receipt asked about.
+    pub receipt: String,
+    /// Whose payment (null: recorded unmatched).
+    pub subscriber_id: Option<i64>,
+    /// Their username.
+    pub username: Option<String>,
+    /// requesting, pending (waiting for M-Pesa), credited, already_credited, failed or
+    /// timed_out.
+    pub status: String,
+    /// M-Pesa's ResultCode.
+    pub result_code: Option<String>,
+    /// Its description, or why the request failed.
+    pub result_desc: Option<String>,
+    /// The amount M-Pesa reported.
+    pub amount_kes: Option<i64>,
+    /// The payment that holds the receipt.
+    pub payment_id: Option<i64>,
+}
+
+async fn fetch_recovery(pool: &sqlx::PgPool, id: i64) -> Result<RecoveryOut, ApiError> {
+    let r = sqlx::query(
+        "SELECT r.id, r.created_at, r.updated_at, r.receipt, r.subscriber_id, s.username, \
+                r.status, r.result_code, r.result_desc, r.amount_kes, r.payment_id \
+           FROM payment_recoveries r LEFT JOIN subscribers s ON s.id = r.subscriber_id \
+          WHERE r.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no recovery {id}")))?;
+    Ok(RecoveryOut {
+        id: r.try_get("id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        receipt: r.try_get("receipt")?,
+        subscriber_id: r.try_get("subscriber_id")?,
+        username: r.try_get("username")?,
+        status: r.try_get("status")?,
+        result_code: r.try_get("result_code")?,
+        result_desc: r.try_get("result_desc")?,
+        amount_kes: r.try_get("amount_kes")?,
+        payment_id: r.try_get("payment_id")?,
+    })
+}
+
+/// Asks M-Pesa (Transaction Status) about a receipt the daemon never saw, e.g. a paybill
+/// payment whose confirmation was lost. The answer arrives asynchronously: poll
+/// `GET /payments/recoveries/{id}`. A receipt already in the ledger is not asked about.
+#[utoipa::path(post, path = "/api/v1/payments/recover", tag = "payments", request_body = RecoverIn,
+    responses((status = 202, body = RecoveryOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn recover(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<RecoverIn>,
+) -> Result<Response, ApiError> {
+    let m = mpesa(&st)?;
+    let subscriber = match &body.username {
+        Some(u) => Some(
+            sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE username = $1")
+                .bind(u)
+                .fetch_optional(&st.pool)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no subscriber {u:?}")))?,
+        ),
+        None => None,
+    };
+    let id = match recovery::start(&st.pool, m, &body.receipt, subscriber).await {
+        Ok(id) => id,
+        Err(e @ RecoverError::Invalid(_)) => return Err(ApiError::Validation(e.to_string())),
+        Err(e @ RecoverError::NotConfigured) => return Err(ApiError::Unavailable(e.to_string())),
+        Err(e @ (RecoverError::AlreadyCredited { .. } | RecoverError::InProgress(_))) => {
+            return Err(ApiError::Conflict(e.to_string()));
+        }
+        Err(e @ RecoverError::Daraja(_)) => return Err(ApiError::BadGateway(e.to_string())),
+        Err(RecoverError::Db(e)) => return Err(e.into()),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(fetch_recovery(&st.pool, id).await?),
+    )
+        .into_response())
+}
+
+/// A recovery with the raw answers M-Pesa sent for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryDetail {
+    /// The recovery.
+    #[serde(flatten)]
+    pub recovery: RecoveryOut,
+    /// Every answer that came to its URLs, as received.
+    pub callbacks: Vec<CallbackOut>,
+}
+
+/// One recovery by receipt, with M-Pesa's raw answers.
+#[utoipa::path(get, path = "/api/v1/payments/recoveries/{id}", tag = "payments", params(("id" = i64, Path)),
+    responses((status = 200, body = RecoveryDetail), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn recovery(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<ApiJson<RecoveryDetail>, ApiError> {
+    let recovery = fetch_recovery(&st.pool, id).await?;
+    let callbacks = callbacks(&st.pool, "recovery_id", id).await?;
+    Ok(ApiJson(RecoveryDetail {
+        recovery,
+        callbacks,
+    }))
 }

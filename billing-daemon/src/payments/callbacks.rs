@@ -40,16 +40,24 @@ pub fn parse_nairobi_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn ack() -> Response {
+/// Whether a path segment can be a per-request token (hex of 32 random bytes); anything
+/// else is not worth a row.
+pub(super) fn is_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(super) fn ack() -> Response {
     axum::Json(parse::confirmation_ack()).into_response()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
 /// The request's peer address, its X-Forwarded-For, and its body.
-async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), Response> {
+pub(super) async fn read(
+    req: Request,
+) -> Result<(Option<IpAddr>, Option<String>, Bytes), Response> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -59,23 +67,37 @@ async fn read(req: Request) -> Result<(Option<IpAddr>, Option<String>, Bytes), R
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let path = req.uri().path().to_owned();
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+        .map_err(|e| {
+            // Daraja's bodies are a few hundred bytes: nothing genuine is this large, and it is
+            // not stored (a flood of them must not fill the database).
+            tracing::warn!(?peer, %path, error = %e, limit = MAX_BODY,
+                "payment callback refused: body too large or unreadable");
+            StatusCode::PAYLOAD_TOO_LARGE.into_response()
+        })?;
     Ok((peer, xff, body))
 }
 
 /// The source address as believed (X-Forwarded-For only from the trusted proxy), and
 /// whether the allow-list lets it through.
-fn source(mpesa: &Mpesa, peer: Option<IpAddr>, xff: Option<&str>) -> (Option<IpAddr>, bool) {
+pub(super) fn source(
+    mpesa: &Mpesa,
+    peer: Option<IpAddr>,
+    xff: Option<&str>,
+) -> (Option<IpAddr>, bool) {
     match peer {
-        Some(p) => (Some(p), mpesa.settings.callback_source_allowed(p, xff)),
+        Some(p) => (
+            Some(mpesa.settings.callback_source(p, xff)),
+            mpesa.settings.callback_source_allowed(p, xff),
+        ),
         // No peer (in-process tests): only an open allow-list lets it through.
         None => (None, mpesa.settings.callback_allow.is_empty()),
     }
 }
 
-async fn store(
+pub(super) async fn store(
     pool: &PgPool,
     kind: &str,
     source_ip: Option<IpAddr>,
@@ -94,7 +116,7 @@ async fn store(
     .await
 }
 
-async fn finish(
+pub(super) async fn finish(
     conn: &mut PgConnection,
     callback_id: i64,
     outcome: &str,
@@ -127,8 +149,7 @@ pub async fn stk_result(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    // Only hex tokens exist; anything else is not worth a row.
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_token(&token) {
         return not_found();
     }
     let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
@@ -140,8 +161,7 @@ pub async fn stk_result(
         }
     };
     if !allowed {
-        let _ = mark_refused(&st.pool, id, "refused: source address not allowed").await;
-        return StatusCode::FORBIDDEN.into_response();
+        return refuse_source(&st.pool, id, "STK callback", source_ip).await;
     }
     match process_stk(&st.pool, id, &token, &body).await {
         Ok(Some(outcome)) => {
@@ -154,6 +174,23 @@ pub async fn stk_result(
             ack()
         }
     }
+}
+
+/// A callback from an address the allow-list does not contain: kept (so an operator can
+/// see it), credited nothing, answered 403.
+pub(super) async fn refuse_source(
+    pool: &PgPool,
+    id: i64,
+    what: &str,
+    source_ip: Option<IpAddr>,
+) -> Response {
+    tracing::warn!(
+        callback = id,
+        source = ?source_ip,
+        "{what} refused: source address not allowed"
+    );
+    let _ = mark_refused(pool, id, "refused: source address not allowed").await;
+    StatusCode::FORBIDDEN.into_response()
 }
 
 async fn mark_refused(pool: &PgPool, id: i64, outcome: &str) -> Result<(), sqlx::Error> {
@@ -276,6 +313,7 @@ fn c2b_token_ok(mpesa: &Mpesa, token: &str) -> bool {
 struct C2bRequest<'a> {
     mpesa: &'a Mpesa,
     id: i64,
+    source_ip: Option<IpAddr>,
     allowed: bool,
     body: Bytes,
 }
@@ -301,6 +339,7 @@ async fn c2b_request<'a>(
     Ok(C2bRequest {
         mpesa,
         id,
+        source_ip,
         allowed,
         body,
     })
@@ -337,6 +376,9 @@ pub async fn c2b_validation(
             ),
         }
     };
+    if outcome != "accepted" {
+        tracing::warn!(callback = c.id, source = ?c.source_ip, outcome, "C2B validation refused");
+    }
     let _ = mark_refused(&st.pool, c.id, &outcome).await;
     axum::Json(reply).into_response()
 }
@@ -386,8 +428,7 @@ pub async fn c2b_confirmation(
         Err(resp) => return resp,
     };
     if !c.allowed {
-        let _ = mark_refused(&st.pool, c.id, "refused: source address not allowed").await;
-        return StatusCode::FORBIDDEN.into_response();
+        return refuse_source(&st.pool, c.id, "C2B confirmation", c.source_ip).await;
     }
     match process_c2b(&st.pool, c.id, &c.body).await {
         Ok(outcome) => tracing::info!(callback = c.id, outcome, "C2B confirmation"),
@@ -413,102 +454,190 @@ pub async fn process_c2b(
         }
     };
     let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
-    let mut subscriber: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM subscribers WHERE lower(username) = $1")
-            .bind(payment.account_key())
-            .fetch_optional(&mut *tx)
-            .await?;
-    if subscriber.is_none() {
-        // The C2B copy of a push whose AccountReference was made from the intent (the
-        // username did not fit in 12 characters).
-        subscriber = sqlx::query_scalar(
-            "SELECT subscriber_id FROM payment_intents WHERE lower(account_reference) = $1 \
-              ORDER BY id DESC LIMIT 1",
-        )
-        .bind(payment.account_key())
-        .fetch_optional(&mut *tx)
-        .await?;
-    }
-    let receipt = payment.trans_id.trim().to_owned();
-    let trans_time = parse_nairobi_time(&payment.trans_time);
-    // An STK success credited from a query has no receipt yet; this confirmation may be the
-    // same payment. Give it the receipt instead of crediting twice.
-    if let Some(sub) = subscriber
-        && let Some(pid) =
-            attach_to_queried_push(&mut tx, sub, amount, &payment, &receipt, trans_time).await?
-    {
-        let outcome = format!("receipt of STK payment {pid} (already credited)");
-        finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
-        tx.commit().await?;
-        return Ok(outcome);
-    }
-    let paid_at = trans_time.unwrap_or_else(Utc::now);
-    let recorded = ledger::record(
+    // The account number is a username; for the C2B copy of an STK payment it is the
+    // push's AccountReference, which is made from the intent id when the username is too
+    // long for Daraja (stk::account_reference).
+    let subscriber: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM ( \
+            SELECT id, 0 AS rank FROM subscribers WHERE lower(username) = $1 \
+            UNION ALL \
+            SELECT subscriber_id, 1 FROM payment_intents WHERE lower(account_reference) = $1 \
+         ) found ORDER BY rank LIMIT 1",
+    )
+    .bind(payment.account_key())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let credit = credit_receipt(
         &mut tx,
-        &ledger::NewPayment {
-            channel: Channel::C2b,
-            receipt: Some(&receipt),
-            intent_id: None,
-            subscriber_id: subscriber,
-            plan_id: None,
+        &ReceiptPayment {
+            receipt: payment.trans_id.trim(),
             amount_kes: amount,
+            subscriber_id: subscriber,
             msisdn: Some(&payment.msisdn_opaque),
             bill_ref: Some(&payment.bill_ref_number),
-            paid_at,
+            paid_at: parse_nairobi_time(&payment.trans_time).unwrap_or_else(Utc::now),
             note: None,
         },
     )
     .await?;
-    let (outcome, pid) = match recorded {
-        Recorded::New {
-            payment_id,
-            applied,
-        } => (format!("credited ({applied})"), payment_id),
-        Recorded::Duplicate { payment_id } => {
-            (format!("duplicate of payment {payment_id}"), payment_id)
-        }
-    };
-    finish(&mut tx, callback_id, &outcome, None, Some(pid)).await?;
+    let outcome = credit.outcome();
+    finish(
+        &mut tx,
+        callback_id,
+        &outcome,
+        None,
+        Some(credit.payment_id()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }
 
-/// A receipt-less STK payment (credited from STK Query) this confirmation can be the copy
-/// of: same subscriber, amount and account reference, paid between the push and the query
-/// that found it, from the push's phone as far as the opaque MSISDN tells. Takes the
-/// oldest and gives it the receipt.
+/// A payment known by its M-Pesa receipt rather than by an STK intent: a C2B confirmation,
+/// or a payment recovered through Transaction Status.
+#[derive(Clone, Debug)]
+pub struct ReceiptPayment<'a> {
+    /// M-Pesa's receipt (TransID).
+    pub receipt: &'a str,
+    /// Whole shillings.
+    pub amount_kes: i64,
+    /// Whose account (None: nobody matched; recorded as unmatched).
+    pub subscriber_id: Option<i64>,
+    /// The MSISDN field as sent (opaque).
+    pub msisdn: Option<&'a str>,
+    /// The account number as typed.
+    pub bill_ref: Option<&'a str>,
+    /// When M-Pesa says it was paid.
+    pub paid_at: DateTime<Utc>,
+    /// Where it came from, when not a confirmation.
+    pub note: Option<&'a str>,
+}
+
+/// What [`credit_receipt`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptCredit {
+    /// A new payment, applied (renewed, wallet or unmatched).
+    New {
+        /// The payment.
+        payment_id: i64,
+        /// What it did.
+        applied: &'static str,
+    },
+    /// The receipt of an STK payment already credited from an STK Query: filled in.
+    ReceiptOfStk(i64),
+    /// The receipt was already in the ledger.
+    Duplicate(i64),
+}
+
+impl ReceiptCredit {
+    /// The payment that holds the receipt now.
+    pub fn payment_id(self) -> i64 {
+        match self {
+            Self::New { payment_id, .. }
+            | Self::ReceiptOfStk(payment_id)
+            | Self::Duplicate(payment_id) => payment_id,
+        }
+    }
+
+    /// As stored in a callback's outcome.
+    pub fn outcome(self) -> String {
+        match self {
+            Self::New { applied, .. } => format!("credited ({applied})"),
+            Self::ReceiptOfStk(pid) => format!("receipt of STK payment {pid} (already credited)"),
+            Self::Duplicate(pid) => format!("duplicate of payment {pid}"),
+        }
+    }
+}
+
+/// Credits a payment known by its receipt, once: the receipt's unique constraint makes a
+/// repeat (or the C2B copy of an STK payment) a duplicate.
+pub async fn credit_receipt(
+    conn: &mut PgConnection,
+    p: &ReceiptPayment<'_>,
+) -> Result<ReceiptCredit, sqlx::Error> {
+    // An STK success credited from a query has no receipt yet; this may be the same
+    // payment. Give it the receipt instead of crediting twice.
+    if let Some(sub) = p.subscriber_id
+        && let Some(pid) = attach_to_queried_push(conn, sub, p).await?
+    {
+        return Ok(ReceiptCredit::ReceiptOfStk(pid));
+    }
+    let recorded = ledger::record(
+        conn,
+        &ledger::NewPayment {
+            channel: Channel::C2b,
+            receipt: Some(p.receipt),
+            intent_id: None,
+            subscriber_id: p.subscriber_id,
+            plan_id: None,
+            amount_kes: p.amount_kes,
+            msisdn: p.msisdn,
+            bill_ref: p.bill_ref,
+            paid_at: p.paid_at,
+            note: p.note,
+        },
+    )
+    .await?;
+    Ok(match recorded {
+        Recorded::New {
+            payment_id,
+            applied,
+        } => {
+            if let (Some(sub), Some(bill_ref)) = (p.subscriber_id, p.bill_ref)
+                && let Some(intent) =
+                    stk::claim_for_c2b(conn, payment_id, sub, p.amount_kes, bill_ref).await?
+            {
+                tracing::warn!(
+                    intent,
+                    payment = payment_id,
+                    "a push marked failed or expired was paid: its C2B confirmation came"
+                );
+            }
+            ReceiptCredit::New {
+                payment_id,
+                applied,
+            }
+        }
+        Recorded::Duplicate { payment_id } => ReceiptCredit::Duplicate(payment_id),
+    })
+}
+
+/// A receipt-less STK payment (credited from STK Query) this receipt can be the one of:
+/// same subscriber and amount, the push's account reference (when the payment names one),
+/// paid between the push and the query that found it, from the push's phone as far as the
+/// opaque MSISDN tells. Takes the oldest and gives it the receipt. A paybill payment of the
+/// same amount that fails any of these is the customer's own and is credited on its own.
 async fn attach_to_queried_push(
     conn: &mut PgConnection,
     subscriber: i64,
-    amount: i64,
-    payment: &parse::C2bPayment,
-    receipt: &str,
-    trans_time: Option<DateTime<Utc>>,
+    p: &ReceiptPayment<'_>,
 ) -> Result<Option<i64>, sqlx::Error> {
     let candidates = sqlx::query(
         "SELECT p.id, i.phone FROM payments p JOIN payment_intents i ON i.id = p.intent_id \
           WHERE p.receipt IS NULL AND p.channel = 'stk' AND p.subscriber_id = $1 \
-            AND p.amount_kes = $2 AND lower(i.account_reference) = $3 \
+            AND p.amount_kes = $2 \
+            AND ($3::text IS NULL OR lower(i.account_reference) = lower(trim($3))) \
             AND p.paid_at > now() - interval '1 day' \
-            AND ($4::timestamptz IS NULL OR $4 BETWEEN i.created_at - interval '5 seconds' \
-                                                  AND p.paid_at + interval '5 seconds') \
+            AND $4 BETWEEN i.created_at - interval '5 seconds' AND p.paid_at + interval '5 seconds' \
             AND NOT EXISTS (SELECT 1 FROM payments WHERE receipt = $5) \
           ORDER BY p.paid_at, p.id FOR UPDATE OF p",
     )
     .bind(subscriber)
-    .bind(amount)
-    .bind(payment.account_key())
-    .bind(trans_time)
-    .bind(receipt)
+    .bind(p.amount_kes)
+    .bind(p.bill_ref)
+    .bind(p.paid_at)
+    .bind(p.receipt)
     .fetch_all(&mut *conn)
     .await?;
     for c in candidates {
         let phone: String = c.try_get("phone")?;
-        if ledger::opaque_msisdn_may_be(&payment.msisdn_opaque, &phone) {
+        if p.msisdn
+            .is_none_or(|m| ledger::opaque_msisdn_may_be(m, &phone))
+        {
             let id: i64 = c.try_get("id")?;
             sqlx::query("UPDATE payments SET receipt = $2 WHERE id = $1")
                 .bind(id)
-                .bind(receipt)
+                .bind(p.receipt)
                 .execute(&mut *conn)
                 .await?;
             return Ok(Some(id));

@@ -10,8 +10,8 @@
 //! | `passkey`             | `JASIYO_MPESA_PASSKEY`             | Lipa na M-Pesa Online passkey |
 //! | `shortcode`           | `JASIYO_MPESA_SHORTCODE`           | paybill number, or the store number of a till |
 //! | `till`                | `JASIYO_MPESA_TILL`                | till number (Buy Goods); absent: a paybill |
-//! | `initiator_name`      | `JASIYO_MPESA_INITIATOR_NAME`      | for Transaction Status (optional) |
-//! | `security_credential` | `JASIYO_MPESA_SECURITY_CREDENTIAL` | for Transaction Status (optional) |
+//! | `initiator_name`      | `JASIYO_MPESA_INITIATOR_NAME`      | API operator for Transaction Status (payment recovery); with `security_credential` or not at all |
+//! | `security_credential` | `JASIYO_MPESA_SECURITY_CREDENTIAL` | that operator's password encrypted with Safaricom's certificate (base64, from the Daraja portal) |
 //! | `public_url`          | `JASIYO_PUBLIC_URL`                | how Safaricom reaches this daemon, e.g. `https://pay.example.co.ke` |
 //! | `c2b_token`           | `JASIYO_MPESA_C2B_TOKEN`           | secret path segment of the C2B URLs (at least 32 characters) |
 //! | `callback_allow`      | `JASIYO_MPESA_CALLBACK_ALLOW`      | addresses/networks callbacks may come from (comma-separated); empty: any |
@@ -191,6 +191,12 @@ impl MpesaSettings {
             security_credential: text("JASIYO_MPESA_SECURITY_CREDENTIAL", f.security_credential)
                 .map(SecretString::from),
         };
+        if credentials.initiator_name.is_some() != credentials.security_credential.is_some() {
+            bail!(
+                "Transaction Status needs both JASIYO_MPESA_INITIATOR_NAME and \
+                 JASIYO_MPESA_SECURITY_CREDENTIAL, or neither (recovery by receipt off)"
+            );
+        }
         let public_url = required("JASIYO_PUBLIC_URL", f.public_url)?
             .trim_end_matches('/')
             .to_owned();
@@ -256,21 +262,32 @@ impl MpesaSettings {
         }))
     }
 
+    /// Whether Transaction Status (recovering a payment by its receipt) is configured.
+    pub fn recovery_enabled(&self) -> bool {
+        self.credentials.initiator_name.is_some() && self.credentials.security_credential.is_some()
+    }
+
     /// Whether a callback from `peer` (the TCP peer) with this `X-Forwarded-For` may be
     /// believed. The forwarded address counts only when the peer is the trusted proxy.
     pub fn callback_source_allowed(&self, peer: IpAddr, forwarded_for: Option<&str>) -> bool {
-        if self.callback_allow.is_empty() {
-            return true;
-        }
-        let source = match (self.trusted_proxy, forwarded_for) {
+        self.callback_allow.is_empty()
+            || self
+                .callback_allow
+                .iter()
+                .any(|a| a.contains(self.callback_source(peer, forwarded_for)))
+    }
+
+    /// Where a callback came from as believed: the address the trusted proxy appended to
+    /// X-Forwarded-For (the last one) when the peer is that proxy, else the peer.
+    pub fn callback_source(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        match (self.trusted_proxy, forwarded_for) {
             (Some(proxy), Some(xff)) if proxy == peer => xff
                 .rsplit(',')
                 .next()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(peer),
             _ => peer,
-        };
-        self.callback_allow.iter().any(|a| a.contains(source))
+        }
     }
 }
 
@@ -341,6 +358,28 @@ mod tests {
     }
 
     #[test]
+    fn the_transaction_status_initiator_is_both_or_neither() {
+        let s = MpesaSettings::load(None, &env_of(&full()))
+            .unwrap()
+            .unwrap();
+        assert!(!s.recovery_enabled());
+        for half in [
+            ("JASIYO_MPESA_INITIATOR_NAME", "apiop"),
+            ("JASIYO_MPESA_SECURITY_CREDENTIAL", "c2VjcmV0Y3JlZA=="),
+        ] {
+            let mut e = full();
+            e.push(half);
+            assert!(MpesaSettings::load(None, &env_of(&e)).is_err(), "{half:?}");
+        }
+        let mut e = full();
+        e.push(("JASIYO_MPESA_INITIATOR_NAME", "apiop"));
+        e.push(("JASIYO_MPESA_SECURITY_CREDENTIAL", "c2VjcmV0Y3JlZA=="));
+        let s = MpesaSettings::load(None, &env_of(&e)).unwrap().unwrap();
+        assert!(s.recovery_enabled());
+        assert!(!format!("{s:?}").contains("c2VjcmV0Y3JlZA=="));
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for (k, v) in [
             ("JASIYO_MPESA_C2B_TOKEN", "short"),
@@ -374,6 +413,15 @@ mod tests {
         assert!(s.callback_source_allowed(ip("10.0.0.1"), Some("1.2.3.4, 196.201.214.200")));
         assert!(!s.callback_source_allowed(ip("203.0.113.9"), Some("196.201.214.200")));
         assert!(!s.callback_source_allowed(ip("10.0.0.1"), Some("203.0.113.9")));
+        // The address believed is the one kept with the callback.
+        assert_eq!(
+            s.callback_source(ip("10.0.0.1"), Some("1.2.3.4, 196.201.214.200")),
+            ip("196.201.214.200")
+        );
+        assert_eq!(
+            s.callback_source(ip("203.0.113.9"), Some("196.201.214.200")),
+            ip("203.0.113.9")
+        );
         // No list: anyone (the per-intent secret URL and the checks still apply).
         let open = MpesaSettings::load(None, &env_of(&full()))
             .unwrap()

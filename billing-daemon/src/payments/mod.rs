@@ -13,7 +13,9 @@
 //! * **Nothing is dropped**: every callback body is stored before it is processed; an STK
 //!   push whose callback never comes is asked about by STK Query until a deadline
 //!   ([`reconciler`]); a query success is credited on the intent and its receipt filled in
-//!   later by the callback or the C2B confirmation of the same payment.
+//!   later by the callback or the C2B confirmation of the same payment. A C2B payment
+//!   whose confirmation never came is recovered by an operator through Transaction Status
+//!   with the receipt the customer holds ([`recovery`]).
 //!
 //! A credit renews the subscriber in the same transaction, so the snapshot republishes within
 //! milliseconds and the next Access-Request is accepted; a customer still online on an
@@ -24,6 +26,7 @@ pub mod callbacks;
 pub mod config;
 pub mod ledger;
 pub mod reconciler;
+pub mod recovery;
 pub mod stk;
 
 use std::sync::Arc;
@@ -57,6 +60,12 @@ impl Mpesa {
     /// The CallBackURL of an STK push.
     pub fn stk_callback_url(&self, token: &str) -> String {
         format!("{}/pay/cb/stk/{token}", self.settings.public_url)
+    }
+
+    /// The ResultURL and QueueTimeOutURL of a Transaction Status request.
+    pub fn status_urls(&self, token: &str) -> (String, String) {
+        let base = format!("{}/pay/cb/ts/{token}", self.settings.public_url);
+        (format!("{base}/result"), format!("{base}/timeout"))
     }
 
     /// The C2B URLs to register: (confirmation, validation).

@@ -3,14 +3,19 @@
 //! * A pending STK intent is asked about with STK Query, first `query_after` after the push,
 //!   then every `query_interval` (with jitter) until `query_deadline`. "Being processed"
 //!   keeps it pending; a success credits it on the intent (the receipt comes later from the
-//!   callback or the C2B confirmation); a failure fails it. A query acts on pending intents
-//!   only, so it can never undo a payment. Past the deadline the intent becomes
-//!   `expired_unknown`: left for the daily reconciliation, and a late success still counts.
+//!   callback or the C2B confirmation); a failure fails it, unless the push's C2B copy is
+//!   already in the ledger (the sandbox's STK Query answers 1032 for paid pushes; a copy
+//!   that comes after the failure pays the push too, see `stk::claim_for_c2b`). A query
+//!   acts on pending intents only, so it can never undo a payment. Past the deadline the
+//!   intent becomes `expired_unknown`: left for the daily reconciliation, and a late
+//!   success still counts.
 //! * A push whose reply never came back (the daemon died while sending) has no
 //!   CheckoutRequestID to ask about; after the deadline it is `expired_unknown` too, and its
 //!   callback, if it comes, still credits it.
 //! * Callback bodies that were stored but not processed (Postgres trouble at the time) are
-//!   processed again.
+//!   processed again, Transaction Status answers included.
+//! * A Transaction Status request (recovery by receipt) unanswered by `query_deadline` is
+//!   closed as timed out, so the operator can ask again.
 
 use std::time::Duration;
 
@@ -21,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::callbacks::{process_c2b, process_stk, result_code_text};
-use super::{Mpesa, stk};
+use super::{Mpesa, recovery, stk};
 
 /// How often the reconciler looks for due work.
 const TICK: Duration = Duration::from_millis(500);
@@ -91,6 +96,15 @@ async fn tick(pool: &PgPool, mpesa: &Mpesa) -> Result<(), sqlx::Error> {
         apply_query(pool, mpesa, id, past_deadline, answer).await?;
     }
 
+    // Transaction Status requests M-Pesa never answered: free the receipt to be asked again.
+    let closed = recovery::expire(pool, mpesa.settings.query_deadline).await?;
+    if closed > 0 {
+        tracing::warn!(
+            closed,
+            "Transaction Status requests unanswered by the deadline"
+        );
+    }
+
     // Stored callbacks that were not processed (give the handler a moment first).
     let stale = sqlx::query(
         "SELECT id, kind, url_token, body FROM payment_callbacks \
@@ -104,13 +118,18 @@ async fn tick(pool: &PgPool, mpesa: &Mpesa) -> Result<(), sqlx::Error> {
         let id: i64 = row.try_get("id")?;
         let body: Vec<u8> = row.try_get("body")?;
         let kind: String = row.try_get("kind")?;
-        let outcome = if kind == "stk" {
-            let token: Option<String> = row.try_get("url_token")?;
-            process_stk(pool, id, token.as_deref().unwrap_or(""), &body)
+        let token: Option<String> = row.try_get("url_token")?;
+        let token = token.as_deref().unwrap_or("");
+        let outcome = match kind.as_str() {
+            "stk" => process_stk(pool, id, token, &body)
                 .await?
-                .unwrap_or_else(|| "no intent".to_owned())
-        } else {
-            process_c2b(pool, id, &body).await?
+                .unwrap_or_else(|| "no intent".to_owned()),
+            recovery::RESULT | recovery::TIMEOUT => {
+                recovery::process(pool, mpesa, id, &kind, token, &body)
+                    .await?
+                    .unwrap_or_else(|| "no recovery".to_owned())
+            }
+            _ => process_c2b(pool, id, &body).await?,
         };
         tracing::info!(callback = id, outcome, "processed a stored callback late");
     }
@@ -133,21 +152,43 @@ async fn apply_query(
         return Ok(());
     }
     match answer {
-        Ok(daraja::StkQueryOutcome::Completed(code, desc)) if code.is_success() => {
-            let (_, outcome) = stk::mark_paid(
-                &mut tx,
-                &intent,
-                None,
-                intent.amount_kes,
-                Utc::now(),
-                (&result_code_text(&code), &desc),
-            )
-            .await?;
-            tracing::info!(intent = id, outcome, "STK Query found the payment");
-        }
         Ok(daraja::StkQueryOutcome::Completed(code, desc)) => {
-            stk::mark_failed(&mut tx, &intent, (&result_code_text(&code), &desc)).await?;
-            tracing::info!(intent = id, code = %result_code_text(&code), "STK Query: not paid");
+            let text = result_code_text(&code);
+            // A failure is believed only if the push's C2B copy is not in the ledger: the
+            // sandbox answers 1032 for paid pushes.
+            let paid = if code.is_success() {
+                Some((text.as_str(), desc.clone()))
+            } else if stk::c2b_copy_exists(&mut tx, &intent).await? {
+                tracing::warn!(
+                    intent = id,
+                    code = text,
+                    "STK Query says not paid, but its C2B confirmation came"
+                );
+                Some((
+                    "0",
+                    format!("paid: its C2B confirmation arrived; STK Query said {text} {desc}"),
+                ))
+            } else {
+                None
+            };
+            match paid {
+                Some((code, desc)) => {
+                    let (_, outcome) = stk::mark_paid(
+                        &mut tx,
+                        &intent,
+                        None,
+                        intent.amount_kes,
+                        Utc::now(),
+                        (code, &desc),
+                    )
+                    .await?;
+                    tracing::info!(intent = id, outcome, "STK Query found the payment");
+                }
+                None => {
+                    stk::mark_failed(&mut tx, &intent, (&text, &desc)).await?;
+                    tracing::info!(intent = id, code = text, "STK Query: not paid");
+                }
+            }
         }
         Ok(daraja::StkQueryOutcome::Pending) | Err(_) if past_deadline => {
             sqlx::query(

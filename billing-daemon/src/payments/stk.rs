@@ -441,6 +441,66 @@ async fn set_paid(
     Ok(())
 }
 
+/// Whether the C2B copy of this push's payment (Safaricom sends one for STK payments to a
+/// paybill: same amount, BillRefNumber = the AccountReference) is already in the ledger,
+/// unclaimed. STK Query can then answer "failed" only wrongly (the sandbox answers 1032 for
+/// paid pushes), so the push is paid.
+pub async fn c2b_copy_exists(
+    conn: &mut PgConnection,
+    intent: &Intent,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM payments p JOIN payment_intents i ON i.id = $1 \
+                         WHERE p.intent_id IS NULL AND p.channel = 'c2b' \
+                           AND p.subscriber_id = i.subscriber_id AND p.amount_kes = i.amount_kes \
+                           AND lower(trim(p.bill_ref)) = lower(i.account_reference) \
+                           AND p.created_at >= i.created_at)",
+    )
+    .bind(intent.id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A C2B payment just recorded may be the copy of a push that was marked failed (STK
+/// Query's word, which the sandbox gets wrong) or expired unanswered: same subscriber,
+/// amount and AccountReference, no payment yet. That push was paid after all: mark it paid
+/// by this payment. Returns the intent. A push whose failure came in its own callback (at
+/// its secret URL, for its CheckoutRequestID) is not claimed: the customer cancelled it,
+/// and a paybill payment of the same amount afterwards is a payment of its own.
+pub async fn claim_for_c2b(
+    conn: &mut PgConnection,
+    payment_id: i64,
+    subscriber_id: i64,
+    amount_kes: i64,
+    bill_ref: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    // SKIP LOCKED: an intent locked now is being paid by its own callback, which will find
+    // this payment by its receipt and link it.
+    sqlx::query_scalar(
+        "WITH claimed AS ( \
+            UPDATE payment_intents SET status = 'paid', next_query_at = NULL, updated_at = now(), \
+                   result_desc = 'paid: its C2B confirmation arrived after ' || coalesce(result_code, 'no result') \
+             WHERE id = (SELECT i.id FROM payment_intents i \
+                          WHERE i.subscriber_id = $2 AND i.amount_kes = $3 \
+                            AND lower(i.account_reference) = lower($4) AND i.status IN ('failed', 'expired_unknown') \
+                            AND i.created_at > now() - interval '1 day' \
+                            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.intent_id = i.id) \
+                            AND NOT EXISTS (SELECT 1 FROM payment_callbacks c \
+                                             WHERE c.intent_id = i.id AND c.kind = 'stk' \
+                                               AND c.outcome LIKE 'failed:%') \
+                          ORDER BY i.created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED) \
+            RETURNING id) \
+         UPDATE payments SET intent_id = claimed.id FROM claimed WHERE payments.id = $1 \
+         RETURNING claimed.id",
+    )
+    .bind(payment_id)
+    .bind(subscriber_id)
+    .bind(amount_kes)
+    .bind(bill_ref.trim())
+    .fetch_optional(conn)
+    .await
+}
+
 /// The push failed (cancelled, timed out, wrong PIN...). Only a pending intent changes:
 /// a failure never undoes a payment.
 pub async fn mark_failed(

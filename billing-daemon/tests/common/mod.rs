@@ -2,6 +2,8 @@
 //! with `tower::ServiceExt::oneshot` (no socket).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pay;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use billing_daemon::accounting::{AccountingEvent, IngestStats, apply_batch};
