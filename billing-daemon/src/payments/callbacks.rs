@@ -585,7 +585,8 @@ pub async fn credit_receipt(
         } => {
             if let (Some(sub), Some(bill_ref)) = (p.subscriber_id, p.bill_ref)
                 && let Some(intent) =
-                    stk::claim_for_c2b(conn, payment_id, sub, p.amount_kes, bill_ref).await?
+                    stk::claim_for_c2b(conn, payment_id, sub, p.amount_kes, bill_ref, p.msisdn)
+                        .await?
             {
                 tracing::warn!(
                     intent,

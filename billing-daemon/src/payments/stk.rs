@@ -272,12 +272,11 @@ fn payment<'a>(
     }
 }
 
-/// A success known only from STK Query: the C2B confirmation of the same payment may be in
-/// the ledger already. Takes it for the intent if one can be this push's copy: same
-/// subscriber, amount and account reference, paid after the push was started, from the
-/// push's phone as far as the opaque MSISDN tells. A paybill payment that fails any of these
-/// is the customer's own and stays separate.
-async fn claim_c2b_copy(
+/// The C2B payment already in the ledger that can be this push's C2B copy (locked): same
+/// subscriber, amount and account reference, not yet any push's, paid after the push was
+/// started, from the push's phone as far as the opaque MSISDN tells. A paybill payment that
+/// fails any of these is the customer's own.
+async fn c2b_copy_of(
     conn: &mut PgConnection,
     intent: &Intent,
     amount_kes: i64,
@@ -301,16 +300,24 @@ async fn claim_c2b_copy(
     for c in candidates {
         let msisdn: Option<String> = c.try_get("msisdn")?;
         if msisdn.is_none_or(|m| ledger::opaque_msisdn_may_be(&m, &intent.phone)) {
-            let id: i64 = c.try_get("id")?;
-            sqlx::query("UPDATE payments SET intent_id = $2 WHERE id = $1")
-                .bind(id)
-                .bind(intent.id)
-                .execute(&mut *conn)
-                .await?;
-            return Ok(Some(id));
+            return Ok(Some(c.try_get("id")?));
         }
     }
     Ok(None)
+}
+
+/// A success known only from STK Query: the C2B confirmation of the same payment may be in
+/// the ledger already ([`c2b_copy_of`]); take it for the intent instead of crediting twice.
+async fn claim_c2b_copy(
+    conn: &mut PgConnection,
+    intent: &Intent,
+    amount_kes: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let Some(id) = c2b_copy_of(conn, intent, amount_kes).await? else {
+        return Ok(None);
+    };
+    link(conn, id, intent.id).await?;
+    Ok(Some(id))
 }
 
 /// How far M-Pesa's clock (TransTime, whole seconds) may be behind ours.
@@ -449,21 +456,17 @@ pub async fn c2b_copy_exists(
     conn: &mut PgConnection,
     intent: &Intent,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM payments p JOIN payment_intents i ON i.id = $1 \
-                         WHERE p.intent_id IS NULL AND p.channel = 'c2b' \
-                           AND p.subscriber_id = i.subscriber_id AND p.amount_kes = i.amount_kes \
-                           AND lower(trim(p.bill_ref)) = lower(i.account_reference) \
-                           AND p.created_at >= i.created_at)",
-    )
-    .bind(intent.id)
-    .fetch_one(conn)
-    .await
+    // The same test that mark_paid then uses to take the copy: a copy seen here is the one
+    // claimed there, never a new credit.
+    Ok(c2b_copy_of(conn, intent, intent.amount_kes)
+        .await?
+        .is_some())
 }
 
 /// A C2B payment just recorded may be the copy of a push that was marked failed (STK
 /// Query's word, which the sandbox gets wrong) or expired unanswered: same subscriber,
-/// amount and AccountReference, no payment yet. That push was paid after all: mark it paid
+/// amount and AccountReference, no payment yet, and a payer who can be the push's phone (the
+/// opaque MSISDN). That push was paid after all: mark it paid
 /// by this payment. Returns the intent. A push whose failure came in its own callback (at
 /// its secret URL, for its CheckoutRequestID) is not claimed: the customer cancelled it,
 /// and a paybill payment of the same amount afterwards is a payment of its own.
@@ -473,32 +476,43 @@ pub async fn claim_for_c2b(
     subscriber_id: i64,
     amount_kes: i64,
     bill_ref: &str,
+    msisdn: Option<&str>,
 ) -> Result<Option<i64>, sqlx::Error> {
     // SKIP LOCKED: an intent locked now is being paid by its own callback, which will find
     // this payment by its receipt and link it.
-    sqlx::query_scalar(
-        "WITH claimed AS ( \
-            UPDATE payment_intents SET status = 'paid', next_query_at = NULL, updated_at = now(), \
-                   result_desc = 'paid: its C2B confirmation arrived after ' || coalesce(result_code, 'no result') \
-             WHERE id = (SELECT i.id FROM payment_intents i \
-                          WHERE i.subscriber_id = $2 AND i.amount_kes = $3 \
-                            AND lower(i.account_reference) = lower($4) AND i.status IN ('failed', 'expired_unknown') \
-                            AND i.created_at > now() - interval '1 day' \
-                            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.intent_id = i.id) \
-                            AND NOT EXISTS (SELECT 1 FROM payment_callbacks c \
-                                             WHERE c.intent_id = i.id AND c.kind = 'stk' \
-                                               AND c.outcome LIKE 'failed:%') \
-                          ORDER BY i.created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED) \
-            RETURNING id) \
-         UPDATE payments SET intent_id = claimed.id FROM claimed WHERE payments.id = $1 \
-         RETURNING claimed.id",
+    let candidates: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT i.id, i.phone FROM payment_intents i \
+          WHERE i.subscriber_id = $1 AND i.amount_kes = $2 \
+            AND lower(i.account_reference) = lower($3) AND i.status IN ('failed', 'expired_unknown') \
+            AND i.created_at > now() - interval '1 day' \
+            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.intent_id = i.id) \
+            AND NOT EXISTS (SELECT 1 FROM payment_callbacks c \
+                             WHERE c.intent_id = i.id AND c.kind = 'stk' \
+                               AND c.outcome LIKE 'failed:%') \
+          ORDER BY i.created_at DESC FOR UPDATE SKIP LOCKED",
     )
-    .bind(payment_id)
     .bind(subscriber_id)
     .bind(amount_kes)
     .bind(bill_ref.trim())
-    .fetch_optional(conn)
-    .await
+    .fetch_all(&mut *conn)
+    .await?;
+    // A payment from another phone is the customer's own, not the push's copy.
+    let Some((intent, _)) = candidates
+        .into_iter()
+        .find(|(_, phone)| msisdn.is_none_or(|m| ledger::opaque_msisdn_may_be(m, phone)))
+    else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE payment_intents SET status = 'paid', next_query_at = NULL, updated_at = now(), \
+                result_desc = 'paid: its C2B confirmation arrived after ' || coalesce(result_code, 'no result') \
+          WHERE id = $1",
+    )
+    .bind(intent)
+    .execute(&mut *conn)
+    .await?;
+    link(conn, payment_id, intent).await?;
+    Ok(Some(intent))
 }
 
 /// The push failed (cancelled, timed out, wrong PIN...). Only a pending intent changes:
