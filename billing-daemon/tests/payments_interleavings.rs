@@ -204,8 +204,7 @@ impl Push {
     /// own paybill payments: same phone, same amount, same account number. Until the receipt
     /// comes, the daemon may take one for the other (see `check`).
     fn ambiguous_with(&self, customer: &Customer) -> bool {
-        self.result == PushResult::Paid
-            && !customer.long_name
+        !customer.long_name
             && customer
                 .paybills
                 .iter()
@@ -512,7 +511,13 @@ impl Case<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         daemon.stop().await;
-        result
+        match result {
+            Ok(()) => Ok(()),
+            Err(problems) => Err(format!(
+                "{problems}\nwhat the daemon recorded:\n{}",
+                history(pool, first_intent, first_callback).await
+            )),
+        }
     }
 }
 
@@ -572,6 +577,26 @@ fn fake_quiet(f: &FakeDaraja, customers: &[Customer], subs: &[Sub]) -> Result<()
     Ok(())
 }
 
+/// The case's intents and stored callbacks in order, for a failure message.
+async fn history(pool: &PgPool, first_intent: i64, first_callback: i64) -> String {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT format('intent %s %s %s %s', id, phone, status, coalesce(result_code, '-')) \
+           FROM payment_intents WHERE id > $1 \
+         UNION ALL \
+         SELECT line FROM ( \
+           SELECT format('%s callback %s %s intent=%s payment=%s: %s', \
+                         to_char(received_at, 'HH24:MI:SS.MS'), id, kind, intent_id, payment_id, \
+                         coalesce(outcome, 'unprocessed')) AS line \
+             FROM payment_callbacks WHERE id > $2 ORDER BY id) c",
+    )
+    .bind(first_intent)
+    .bind(first_callback)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    rows.join("\n")
+}
+
 async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -622,14 +647,18 @@ async fn check(
     // operator or Transaction Status by receipt supplies it.
     let ambiguous: Vec<bool> = customers
         .iter()
-        .map(|c| c.push.as_ref().is_some_and(|p| p.ambiguous_with(c)))
+        .map(|c| {
+            c.push
+                .as_ref()
+                .is_some_and(|p| p.result == PushResult::Paid && p.ambiguous_with(c))
+        })
         .collect();
     let lossy: Vec<bool> = customers
         .iter()
         .map(|c| {
-            c.push
-                .as_ref()
-                .is_some_and(|p| p.ambiguous_with(c) && !p.receipt_reaches_daemon())
+            c.push.as_ref().is_some_and(|p| {
+                p.result == PushResult::Paid && p.ambiguous_with(c) && !p.receipt_reaches_daemon()
+            })
         })
         .collect();
     let lossy_count = lossy.iter().filter(|l| **l).count();
@@ -732,12 +761,20 @@ async fn check(
             }
         }
     }
-    // Pushes that were not paid stay unpaid; none is left pending.
+    // Pushes that were not paid stay unpaid (unless the customer's own paybill payment could
+    // not be told from the push's C2B copy: then it may be linked to the push, which the
+    // money checks below keep honest); none is left pending.
     for (checkout, (intent, status)) in &intents {
         let paid = ledger.iter().any(|e| {
             matches!(&e.channel, Channel::Stk { checkout_request_id } if checkout_request_id == checkout)
         });
-        if !paid && status != "failed" {
+        let taken = pushes.iter().zip(customers).any(|(p, c)| {
+            p.as_ref()
+                .is_some_and(|(p, id)| id == intent && p.ambiguous_with(c))
+        }) && payments
+            .iter()
+            .any(|p| p.intent_id == Some(*intent) && p.receipt.is_some());
+        if !paid && status != "failed" && !(taken && status == "paid") {
             problems.push(format!("unpaid intent {intent} is {status}"));
         }
     }
