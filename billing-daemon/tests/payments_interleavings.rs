@@ -27,10 +27,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use billing_daemon::api::app;
-use billing_daemon::payments::{Mpesa, MpesaSettings, reconciler};
+use billing_daemon::payments::{Mpesa, reconciler};
 use fake_daraja::{
-    Channel, Delivery, DeliveryKind, FakeConfig, FakeDaraja, Outcome, RetryPolicy, SANDBOX_PASSKEY,
-    StkState,
+    Channel, Delivery, DeliveryKind, FakeConfig, FakeDaraja, Outcome, RetryPolicy, StkState,
 };
 use futures_util::future::join_all;
 use proptest::prelude::*;
@@ -43,7 +42,6 @@ use tokio::task::JoinHandle;
 
 const PRICE: i64 = 1000;
 const DURATION_SECS: i64 = 30 * 86_400;
-const C2B_TOKEN: &str = "c2btokenc2btokenc2btokenc2btoken42";
 
 // ---------------------------------------------------------------------------------------
 // Scenarios
@@ -236,22 +234,11 @@ struct Running {
 
 impl Daemon {
     fn mpesa(&self) -> Mpesa {
-        let env: HashMap<&str, String> = HashMap::from([
-            ("JASIYO_MPESA_ENVIRONMENT", self.fake_url.clone()),
-            ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
-            ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
-            ("JASIYO_MPESA_PASSKEY", SANDBOX_PASSKEY.to_owned()),
-            ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
-            ("JASIYO_PUBLIC_URL", format!("http://{}", self.addr)),
-            ("JASIYO_MPESA_C2B_TOKEN", C2B_TOKEN.to_owned()),
-            ("JASIYO_MPESA_QUERY_AFTER", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_DEADLINE", "60".to_owned()),
-        ]);
-        let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
-            .unwrap()
-            .unwrap();
-        Mpesa::new(settings).unwrap()
+        common::pay::mpesa(
+            &self.fake_url,
+            &format!("http://{}", self.addr),
+            &[("JASIYO_MPESA_QUERY_DEADLINE", "60")],
+        )
     }
 
     async fn start(pool: PgPool, fake_url: String) -> Self {

@@ -15,6 +15,31 @@ use sqlx::PgPool;
 pub const PRICE: i64 = 1000;
 pub const C2B_TOKEN: &str = "c2btokenc2btokenc2btokenc2btoken42";
 
+/// The daemon's M-Pesa settings for the fake at `fake_url`, callbacks to `public_url`, with
+/// `more` settings over the defaults.
+pub fn mpesa(fake_url: &str, public_url: &str, more: &[(&'static str, &str)]) -> Mpesa {
+    let env: HashMap<&str, String> = HashMap::from([
+        ("JASIYO_MPESA_ENVIRONMENT", fake_url.to_owned()),
+        ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
+        ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
+        ("JASIYO_MPESA_PASSKEY", SANDBOX_PASSKEY.to_owned()),
+        ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
+        ("JASIYO_PUBLIC_URL", public_url.to_owned()),
+        ("JASIYO_MPESA_C2B_TOKEN", C2B_TOKEN.to_owned()),
+        ("JASIYO_MPESA_QUERY_AFTER", "0.3".to_owned()),
+        ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
+        ("JASIYO_MPESA_QUERY_DEADLINE", "20".to_owned()),
+    ]);
+    let env: HashMap<&str, String> = env
+        .into_iter()
+        .chain(more.iter().map(|(k, v)| (*k, (*v).to_owned())))
+        .collect();
+    let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
+        .unwrap()
+        .unwrap();
+    Mpesa::new(settings).unwrap()
+}
+
 pub struct Pay {
     /// `http://127.0.0.1:<port>` of the daemon.
     pub base: String,
@@ -44,26 +69,7 @@ impl Pay {
         let fake = FakeDaraja::start(config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let env: HashMap<&str, String> = HashMap::from([
-            ("JASIYO_MPESA_ENVIRONMENT", fake.base_url()),
-            ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
-            ("JASIYO_MPESA_CONSUMER_SECRET", "test-secret".to_owned()),
-            ("JASIYO_MPESA_PASSKEY", SANDBOX_PASSKEY.to_owned()),
-            ("JASIYO_MPESA_SHORTCODE", "174379".to_owned()),
-            ("JASIYO_PUBLIC_URL", format!("http://{addr}")),
-            ("JASIYO_MPESA_C2B_TOKEN", C2B_TOKEN.to_owned()),
-            ("JASIYO_MPESA_QUERY_AFTER", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
-            ("JASIYO_MPESA_QUERY_DEADLINE", "20".to_owned()),
-        ]);
-        let env: HashMap<&str, String> = env
-            .into_iter()
-            .chain(more.iter().map(|(k, v)| (*k, (*v).to_owned())))
-            .collect();
-        let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
-            .unwrap()
-            .unwrap();
-        let mpesa = Mpesa::new(settings).unwrap();
+        let mpesa = mpesa(&fake.base_url(), &format!("http://{addr}"), more);
         let state = super::state(&pool, Some(mpesa.clone()));
         tokio::spawn(async move {
             axum::serve(
