@@ -29,9 +29,12 @@
 #   scripts/bench.sh [--subscribers "100000 1000000"] [--configs "nolookup sql jasiyo jasiyo-shipped"]
 #                    [--rounds 3] [--duration 15] [--warmup 3] [--window 256]
 #                    [--criterion yes|no] [--full-repeats 4] [--pin auto|yes|no]
-#                    [--suites "auth accounting enforcement"] [--enforcement-changes 200]
+#                    [--suites "auth accounting enforcement payments"] [--enforcement-changes 200]
 #                    [--enforcement-online 10000] [--payments-callbacks 500]
 #                    [--payments-sequential 100] [--out BENCHMARKS.md]
+#
+# billing-daemon and Postgres run at nice $JASIYO_BACKGROUND_NICE (10, as scripts/stack.sh
+# runs them); Postgres at 0 for the rlm_sql configurations.
 #
 # Fairness: nolookup, sql and jasiyo run the same site (one auth listener on a random
 # loopback port with recv_buff = 4 MiB, authorize { <lookup>; pap }, the same post-auth
@@ -82,7 +85,7 @@ out="$root/BENCHMARKS.md"
 # billing-daemon and Postgres run at this nice value, as scripts/stack.sh runs them (radiusd
 # first when CPUs are short); Postgres is put back to 0 for the rlm_sql configurations, for
 # which it is on the request path.
-background_nice=10
+background_nice=${JASIYO_BACKGROUND_NICE:-10}
 secret=bench-secret
 password=benchpw
 # What every configuration puts in an Access-Accept. rlm_jasiyo computes Session-Timeout
