@@ -155,6 +155,18 @@ async fn a_payment_whose_callback_never_comes_is_found_by_query(pool: PgPool) {
     assert_eq!(ours, theirs);
 }
 
+/// A success callback as Daraja POSTs it (items by name, Balance without a value), for alice's
+/// phone.
+fn stk_success(checkout: &str, amount: &str, receipt: &str) -> String {
+    format!(
+        r#"{{"Body":{{"stkCallback":{{"MerchantRequestID":"m-1","CheckoutRequestID":"{checkout}",
+        "ResultCode":0,"ResultDesc":"The service request is processed successfully.",
+        "CallbackMetadata":{{"Item":[{{"Name":"Amount","Value":{amount}}},
+        {{"Name":"MpesaReceiptNumber","Value":"{receipt}"}},{{"Name":"Balance"}},
+        {{"Name":"TransactionDate","Value":20261124102115}},{{"Name":"PhoneNumber","Value":254712345678}}]}}}}}}}}"#
+    )
+}
+
 #[sqlx::test]
 async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
     let pay = Pay::start(pool).await;
@@ -170,15 +182,6 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         ))
         .await;
     let checkout = intent["checkout_request_id"].as_str().unwrap().to_owned();
-    let callback = |checkout: &str, amount: &str, receipt: &str| {
-        format!(
-            r#"{{"Body":{{"stkCallback":{{"MerchantRequestID":"m-1","CheckoutRequestID":"{checkout}",
-            "ResultCode":0,"ResultDesc":"The service request is processed successfully.",
-            "CallbackMetadata":{{"Item":[{{"Name":"Amount","Value":{amount}}},
-            {{"Name":"MpesaReceiptNumber","Value":"{receipt}"}},{{"Name":"Balance"}},
-            {{"Name":"TransactionDate","Value":20261124102115}},{{"Name":"PhoneNumber","Value":254712345678}}]}}}}}}}}"#
-        )
-    };
     let post = |path: String, body: String| {
         let pay = &pay;
         async move { pay.post_raw(&path, body).await }
@@ -188,7 +191,7 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
     assert_eq!(
         post(
             format!("/pay/cb/stk/{guessed}"),
-            callback(&checkout, "1000", "FORGED0001")
+            stk_success(&checkout, "1000", "FORGED0001")
         )
         .await,
         404
@@ -197,7 +200,7 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
     assert_eq!(
         post(
             format!("/pay/cb/stk/{token}"),
-            callback("ws_CO_other", "1000", "FORGED0002")
+            stk_success("ws_CO_other", "1000", "FORGED0002")
         )
         .await,
         200
@@ -212,7 +215,7 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         .scalar("SELECT count(*)::text FROM payment_callbacks")
         .await;
     let padding = "x".repeat(70 * 1024);
-    let oversized = callback(&checkout, "1000", "FORGED0003").replacen(
+    let oversized = stk_success(&checkout, "1000", "FORGED0003").replacen(
         "\"Body\"",
         &format!("\"Padding\":\"{padding}\",\"Body\""),
         1,
@@ -237,7 +240,7 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
     assert_eq!(
         post(
             format!("/pay/cb/stk/{token}"),
-            callback(&checkout, "1.00", "LOWPAY0001")
+            stk_success(&checkout, "1.00", "LOWPAY0001")
         )
         .await,
         200
@@ -253,6 +256,51 @@ async fn forged_and_mismatched_callbacks_buy_nothing(pool: PgPool) {
         "1"
     );
     assert_eq!(pay.scalar(ALICE_ACTIVE).await, "false");
+}
+
+#[sqlx::test]
+async fn a_callback_stored_by_a_daemon_that_died_before_processing_it_is_credited(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    // Paid, but Safaricom's callback is the only word: the fake's query says "being
+    // processed" for a minute and it sends no callback of its own.
+    pay.fake.script(
+        "254712345678",
+        Outcome::success()
+            .with_delay(Duration::from_secs(60))
+            .with_delivery(Delivery::Never),
+    );
+    let intent = pay.push("alice", "0712345678").await;
+    let id = intent["id"].as_i64().unwrap();
+    let checkout = intent["checkout_request_id"].as_str().unwrap();
+    // What a daemon killed between storing the body and processing it leaves behind.
+    let body = stk_success(checkout, "1000.00", "TKD1CRASH7");
+    sqlx::query(
+        "INSERT INTO payment_callbacks (kind, source_ip, url_token, body, received_at) \
+         SELECT 'stk', '127.0.0.1', callback_token, $2, now() - interval '10 seconds' \
+           FROM payment_intents WHERE id = $1",
+    )
+    .bind(id)
+    .bind(body.as_bytes())
+    .execute(&pay.pool)
+    .await
+    .unwrap();
+    // The running daemon's reconciler finds it and credits it, once.
+    pay.until(
+        &format!("SELECT status FROM payment_intents WHERE id = {id}"),
+        "paid",
+    )
+    .await;
+    pay.until(
+        "SELECT string_agg(receipt || ' ' || applied, ',') FROM payments",
+        "TKD1CRASH7 renewed",
+    )
+    .await;
+    assert_eq!(pay.scalar(ALICE_ACTIVE).await, "true");
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payment_callbacks WHERE processed_at IS NULL")
+            .await,
+        "0"
+    );
 }
 
 #[sqlx::test]
