@@ -62,6 +62,18 @@ fn config(path: &Path) -> JournalConfig {
     JournalConfig::new(path, CAPACITY, None)
 }
 
+/// A new journal in a temporary directory (kept while the first value lives), its ingest
+/// and a writer, as radiusd would append.
+async fn fresh_journal(pool: &PgPool) -> (tempfile::TempDir, JournalIngest, JournalWriter) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let ingest = JournalIngest::open(pool.clone(), &config(&path))
+        .await
+        .unwrap();
+    let writer = JournalWriter::open(&path).unwrap();
+    (dir, ingest, writer)
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -167,12 +179,7 @@ async fn exactly_once_across_a_crash_between_postgres_and_journal_commits(pool: 
 
 #[sqlx::test(migrator = "billing_daemon::MIGRATOR")]
 async fn malformed_records_land_in_accounting_rejects(pool: PgPool) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j");
-    let mut ingest = JournalIngest::open(pool.clone(), &config(&path))
-        .await
-        .unwrap();
-    let writer = JournalWriter::open(&path).unwrap();
+    let (_dir, mut ingest, writer) = fresh_journal(&pool).await;
     // Not a journal record at all.
     writer.append(b"\x09garbage").unwrap();
     // A record whose packet is not RADIUS.
@@ -276,12 +283,7 @@ async fn postgres_errors_never_advance_the_journal(pool: PgPool) {
 
 #[sqlx::test(migrator = "billing_daemon::MIGRATOR")]
 async fn records_postgres_refuses_are_isolated_and_the_rest_lands_once(pool: PgPool) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j");
-    let mut ingest = JournalIngest::open(pool.clone(), &config(&path))
-        .await
-        .unwrap();
-    let writer = JournalWriter::open(&path).unwrap();
+    let (_dir, mut ingest, writer) = fresh_journal(&pool).await;
     // Rules of this database that one record of each kind breaks (SQLSTATE 23514): what a
     // value Postgres cannot store does to a batch, without the decoder catching it first.
     for sql in [
