@@ -83,9 +83,9 @@ full_repeats=4
 pin=auto
 out="$root/BENCHMARKS.md"
 # billing-daemon and Postgres run at this nice value, as scripts/stack.sh runs them (radiusd
-# first when CPUs are short); Postgres is put back to 0 for the rlm_sql configurations, for
-# which it is on the request path.
-background_nice=${JASIYO_BACKGROUND_NICE:-10}
+# first when CPUs are short); Postgres is put back to 0 while an rlm_sql configuration is
+# measured, as it is on that request path.
+background_nice=$(background_nice)
 secret=bench-secret
 password=benchpw
 # What every configuration puts in an Access-Accept. rlm_jasiyo computes Session-Timeout
@@ -239,6 +239,7 @@ pg_nice() {
     pm=$(head -n 1 "$pgdir/postmaster.pid" 2>/dev/null) || return 0
     set_cpu_nice "$1" "$pm"
 }
+# pg_nice_for CONFIG: 0 for an rlm_sql configuration, else the background value.
 pg_nice_for() {
     case "$1" in *sql) pg_nice 0 ;; *) pg_nice "$background_nice" ;; esac
 }
@@ -277,6 +278,7 @@ EOF
     radius_url="postgres://radius:$pw@127.0.0.1:$pg_port/radius"
     jasiyo_url="postgres://jasiyo:$pw@127.0.0.1:$pg_port/jasiyo"
     radius_pw=$pw
+    pg_nice "$background_nice"
     say "Postgres: private cluster in $pgdir on 127.0.0.1:$pg_port"
 }
 
@@ -760,6 +762,7 @@ for n in $auth_subscribers; do
             fi
         done
     done
+    pg_nice "$background_nice"
     for c in "${live[@]}"; do
         rss_kib "${radiusd_pid[$c]}" >"$results/$n/$c.rss"
     done
@@ -845,6 +848,7 @@ if [ -n "$acct_configs" ]; then
             fi
         done
     done
+    pg_nice "$background_nice"
     for c in "${live[@]}"; do
         [ -z "${radiusd_pid[$c]:-}" ] || rss_kib "${radiusd_pid[$c]}" >"$results/$a/$c.rss"
     done

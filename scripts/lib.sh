@@ -22,6 +22,15 @@ die() {
     exit 1
 }
 
+# background_nice: the CPU nice value stack.sh and bench.sh give billing-daemon and
+# its Postgres (radiusd keeps 0): JASIYO_BACKGROUND_NICE, 0 to 19, default 10.
+background_nice() {
+    local n=${JASIYO_BACKGROUND_NICE:-10}
+    case "$n" in '' | *[!0-9]*) die "JASIYO_BACKGROUND_NICE must be 0 to 19, got '$n'" ;; esac
+    [ "$n" -le 19 ] || die "JASIYO_BACKGROUND_NICE must be 0 to 19, got '$n'"
+    echo "$n"
+}
+
 # set_cpu_nice NICE PID...: gives each process and its children nice value NICE.
 # With autogroup scheduling on (kernel.sched_autogroup_enabled, the default on
 # Debian), Linux first shares the CPUs between sessions and only then between the

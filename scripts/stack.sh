@@ -41,9 +41,7 @@ journal_path=${JASIYO_JOURNAL_PATH:-$state/journal/accounting.journal}
 # radiusd answers from the snapshot and the journal; the daemon and Postgres do the
 # bookkeeping behind it, and the journal absorbs what they have not applied yet. When the CPUs
 # are short (an accounting burst after a router reboot), radiusd should get them first.
-background_nice=${JASIYO_BACKGROUND_NICE:-10}
-case "$background_nice" in '' | *[!0-9]*) die "JASIYO_BACKGROUND_NICE must be 0 to 19" ;; esac
-[ "$background_nice" -le 19 ] || die "JASIYO_BACKGROUND_NICE must be 0 to 19"
+background_nice=$(background_nice)
 journal_capacity=${JASIYO_JOURNAL_CAPACITY:-64M}
 auth_port=${JASIYO_RADIUS_AUTH_PORT:-51812}
 acct_port=${JASIYO_RADIUS_ACCT_PORT:-51813}
