@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use daraja::callbacks::{self as parse, C2bRejectCode};
+use rand::RngCore;
 use secrecy::ExposeSecret;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -40,8 +41,16 @@ pub fn parse_nairobi_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Whether a path segment can be a per-request token (hex of 32 random bytes); anything
-/// else is not worth a row.
+/// A new per-request URL token: hex of 32 random bytes, the unguessable part of the URL
+/// where M-Pesa answers one push or one Transaction Status request.
+pub(super) fn new_token() -> String {
+    let mut token = [0u8; 32];
+    rand::rng().fill_bytes(&mut token);
+    hex::encode(token)
+}
+
+/// Whether a path segment can be a per-request token ([`new_token`]); anything else is not
+/// worth a row.
 pub(super) fn is_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -27,7 +27,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use daraja::callbacks::{TransactionStatusResult, parse_transaction_status_result};
-use rand::RngCore;
 use sqlx::{PgPool, Row};
 
 use super::Mpesa;
@@ -108,9 +107,7 @@ pub async fn start(
             payment_id,
         });
     }
-    let mut token = [0u8; 32];
-    rand::rng().fill_bytes(&mut token);
-    let token = hex::encode(token);
+    let token = callbacks::new_token();
     // Committed before the request, so an answer never finds an unknown URL.
     let id: i64 = match sqlx::query_scalar(
         "INSERT INTO payment_recoveries (receipt, subscriber_id, result_token) \

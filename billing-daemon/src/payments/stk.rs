@@ -5,11 +5,10 @@
 //! random token that only this intent has.
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::Mpesa;
 use super::ledger::{self, Channel, Recorded};
+use super::{Mpesa, callbacks};
 
 /// Why a push could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +66,7 @@ pub async fn start(pool: &PgPool, mpesa: &Mpesa, p: &Purchase) -> Result<i64, St
                 p.amount_kes
             ))
         })?;
-    let mut token = [0u8; 32];
-    rand::rng().fill_bytes(&mut token);
-    let token = hex::encode(token);
+    let token = callbacks::new_token();
     let intent_id: i64 = match sqlx::query_scalar(
         "INSERT INTO payment_intents (subscriber_id, plan_id, phone, amount_kes, account_reference, \
                                       callback_token) \
