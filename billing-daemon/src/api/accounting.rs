@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{AppState, limit};
+use super::{AppState, limit, subscriber_id};
 
 const SESSION_COLUMNS: &str = "id, router_id, host(source_ip) AS source_ip, host(nas_ip) AS nas_ip, \
     nas_identifier, username, subscriber_id, acct_session_id, nas_port, nas_port_id, \
@@ -144,14 +144,6 @@ pub async fn online(
         .map(session_from_row)
         .collect::<Result<_, _>>()?;
     Ok(ApiJson(out))
-}
-
-async fn subscriber_id(pool: &sqlx::PgPool, username: &str) -> Result<i64, ApiError> {
-    sqlx::query_scalar("SELECT id FROM subscribers WHERE username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("subscriber {username:?} not found")))
 }
 
 /// Paging for a subscriber's sessions.

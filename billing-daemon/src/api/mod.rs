@@ -91,6 +91,18 @@ pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiEr
     Ok(l)
 }
 
+/// The id of the subscriber a path or body names by username, or 404.
+pub(crate) async fn subscriber_id<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    username: &str,
+) -> Result<i64, ApiError> {
+    sqlx::query_scalar("SELECT id FROM subscribers WHERE username = $1")
+        .bind(username)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("subscriber {username:?} not found")))
+}
+
 /// SHA-256 of a token, as stored in `api_tokens.token_sha256`.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{AppState, limit};
+use super::{AppState, limit, subscriber_id};
 use crate::payments::Mpesa;
 use crate::payments::ledger::{self, Channel, Recorded};
 use crate::payments::recovery::{self, RecoverError};
@@ -435,11 +435,7 @@ pub async fn cash(
         return Err(ApiError::Validation("amount_kes must be at least 1".into()));
     }
     let mut tx = st.pool.begin().await?;
-    let sub: i64 = sqlx::query_scalar("SELECT id FROM subscribers WHERE username = $1")
-        .bind(&body.username)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no subscriber {:?}", body.username)))?;
+    let sub = subscriber_id(&mut *tx, &body.username).await?;
     let recorded = ledger::record(
         &mut tx,
         &ledger::NewPayment {
@@ -615,13 +611,7 @@ pub async fn recover(
 ) -> Result<Response, ApiError> {
     let m = mpesa(&st)?;
     let subscriber = match &body.username {
-        Some(u) => Some(
-            sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE username = $1")
-                .bind(u)
-                .fetch_optional(&st.pool)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("no subscriber {u:?}")))?,
-        ),
+        Some(u) => Some(subscriber_id(&st.pool, u).await?),
         None => None,
     };
     let id = match recovery::start(&st.pool, m, &body.receipt, subscriber).await {
