@@ -13,25 +13,63 @@ use crate::config::{Settings, resolve_group};
 use crate::payments::{self, Mpesa};
 use crate::{enforcement, publisher};
 
-/// Connects to Postgres (no I/O is retried here: a wrong URL should fail fast).
-pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+/// Connections the HTTP handlers (API, payment callbacks, portal) and the payment
+/// reconciler share.
+const API_CONNECTIONS: u32 = 16;
+/// The snapshot publisher's (a full load holds one; an incremental refetch one).
+const SNAPSHOT_CONNECTIONS: u32 = 2;
+/// The journal consumer's (a batch's transaction, and the stale-session sweep).
+const JOURNAL_CONNECTIONS: u32 = 2;
+/// The enforcer's (up to its claim of actions in flight share them).
+const ENFORCEMENT_CONNECTIONS: u32 = 4;
+
+/// Connects to Postgres with at most `max` connections (no I/O is retried here: a wrong URL
+/// should fail fast).
+async fn connect_pool(settings: &Settings, max: u32) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(settings.connect_options()?)
         .await
         .with_context(|| format!("connecting to {}", settings.database_display()))
 }
 
+/// Connects to Postgres for a one-off command (migrate, demo data, users).
+pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    connect_pool(settings, API_CONNECTIONS).await
+}
+
+/// One pool per task that talks to Postgres, so a burst in one never queues another behind
+/// it: 500 payment callbacks at once would otherwise hold every connection while the snapshot
+/// publisher, whose refetch is what lets the paying customers in, waited its turn; and 500
+/// disconnects in flight would do the same to the API.
+struct Pools {
+    api: PgPool,
+    snapshot: PgPool,
+    journal: PgPool,
+    enforcement: PgPool,
+}
+
+impl Pools {
+    async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            api: connect_pool(settings, API_CONNECTIONS).await?,
+            snapshot: connect_pool(settings, SNAPSHOT_CONNECTIONS).await?,
+            journal: connect_pool(settings, JOURNAL_CONNECTIONS).await?,
+            enforcement: connect_pool(settings, ENFORCEMENT_CONNECTIONS).await?,
+        })
+    }
+}
+
 /// Runs the daemon.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let pool = connect(&settings).await?;
+    let pools = Pools::connect(&settings).await?;
     let gid = settings
         .snapshot_group
         .as_deref()
         .map(resolve_group)
         .transpose()?;
-    let snapshot = publisher::start(pool.clone(), &settings.snapshot_dir, gid)
+    let snapshot = publisher::start(pools.snapshot, &settings.snapshot_dir, gid)
         .await
         .context("publishing the first snapshot")?;
     // The snapshot group is radiusd's: the module appends to the journal as that user.
@@ -40,14 +78,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         default_interim_interval: settings.default_interim_interval,
         ..JournalConfig::new(&settings.journal_path, settings.journal_capacity, gid)
     };
-    let journal = consumer::start(pool.clone(), &journal_config)
+    let journal = consumer::start(pools.journal, &journal_config)
         .await
         .with_context(|| format!("opening the journal {}", settings.journal_path.display()))?;
-    let enforcer = enforcement::start(pool.clone(), settings.enforcement);
+    let enforcer = enforcement::start(pools.enforcement, settings.enforcement);
     let mpesa = settings.mpesa.clone().map(Mpesa::new).transpose()?;
     let reconciler = mpesa
         .clone()
-        .map(|m| payments::reconciler::start(pool.clone(), m));
+        .map(|m| payments::reconciler::start(pools.api.clone(), m));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -66,7 +104,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         snapshot.generation()
     );
     let state = AppState {
-        pool,
+        pool: pools.api,
         snapshot: snapshot.clone(),
         radius: settings.radius.clone(),
         journal: Some(journal.stats()),

@@ -216,7 +216,20 @@ pub async fn process_stk(
     body: &[u8],
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Some(intent) = stk::lock(&mut tx, Some(token), None).await? else {
+    let parsed = parse::parse_stk_callback(body);
+    let intent = match &parsed {
+        Ok(cb) => {
+            stk::lock_for_callback(
+                &mut tx,
+                token,
+                &cb.checkout_request_id,
+                &cb.merchant_request_id,
+            )
+            .await?
+        }
+        Err(_) => stk::lock(&mut tx, Some(token), None).await?,
+    };
+    let Some(intent) = intent else {
         finish(
             &mut tx,
             callback_id,
@@ -228,13 +241,10 @@ pub async fn process_stk(
         tx.commit().await?;
         return Ok(None);
     };
-    let outcome = match parse::parse_stk_callback(body) {
+    let outcome = match parsed {
         Err(e) => format!("unreadable: {e}"),
         Ok(cb)
-            if intent
-                .checkout_request_id
-                .as_deref()
-                .is_some_and(|id| id != cb.checkout_request_id) =>
+            if intent.checkout_request_id.as_deref() != Some(cb.checkout_request_id.as_str()) =>
         {
             format!(
                 "refused: CheckoutRequestID {} is not this intent's",
@@ -242,16 +252,6 @@ pub async fn process_stk(
             )
         }
         Ok(cb) => {
-            // The push reply may not have been stored yet (or ever): take the ids from here.
-            sqlx::query(
-                "UPDATE payment_intents SET checkout_request_id = COALESCE(checkout_request_id, $2), \
-                        merchant_request_id = COALESCE(merchant_request_id, $3) WHERE id = $1",
-            )
-            .bind(intent.id)
-            .bind(&cb.checkout_request_id)
-            .bind(&cb.merchant_request_id)
-            .execute(&mut *tx)
-            .await?;
             let code = result_code_text(&cb.result_code);
             match &cb.paid {
                 Some(paid) => {

@@ -100,43 +100,93 @@ pub enum Recorded {
     },
 }
 
+/// The subscriber a payment is for, locked, and the plan it buys.
+struct Payer {
+    id: i64,
+    expires_at: DateTime<Utc>,
+    wallet: i64,
+    plan_id: i64,
+    price: i64,
+    duration_seconds: i64,
+    data_cap_bytes: Option<i64>,
+    time_allowance_seconds: Option<i64>,
+}
+
+/// Locks the subscriber (so concurrent payments for one customer apply in turn) and reads
+/// the plan bought (`plan_id`, or theirs), in one round trip. None: no such subscriber.
+async fn lock_payer(
+    conn: &mut PgConnection,
+    subscriber_id: i64,
+    plan_id: Option<i64>,
+) -> Result<Option<Payer>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT s.expires_at, s.wallet_balance_kes, p.id AS plan_id, p.price_kes, \
+                p.duration_seconds, p.data_cap_bytes, p.time_allowance_seconds \
+           FROM subscribers s LEFT JOIN plans p ON p.id = COALESCE($2, s.plan_id) \
+          WHERE s.id = $1 FOR UPDATE OF s",
+    )
+    .bind(subscriber_id)
+    .bind(plan_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    // plans.id is a foreign key of both: a missing plan is a broken database, not a
+    // payment to keep unmatched.
+    let Some(plan_id) = r.try_get::<Option<i64>, _>("plan_id")? else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    Ok(Some(Payer {
+        id: subscriber_id,
+        expires_at: r.try_get("expires_at")?,
+        wallet: r.try_get("wallet_balance_kes")?,
+        plan_id,
+        price: r.try_get("price_kes")?,
+        duration_seconds: r.try_get("duration_seconds")?,
+        data_cap_bytes: r.try_get("data_cap_bytes")?,
+        time_allowance_seconds: r.try_get("time_allowance_seconds")?,
+    }))
+}
+
 /// Records a payment and applies it, unless its receipt or intent is already in the ledger.
 pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recorded, sqlx::Error> {
-    // Lock the subscriber first, so concurrent payments for one customer apply in turn.
-    let subscriber = match p.subscriber_id {
-        Some(id) => sqlx::query(
-            "SELECT s.expires_at, s.wallet_balance_kes, s.plan_id FROM subscribers s \
-              WHERE s.id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| -> Result<_, sqlx::Error> {
-            Ok((
-                id,
-                r.try_get::<DateTime<Utc>, _>("expires_at")?,
-                r.try_get::<i64, _>("wallet_balance_kes")?,
-                r.try_get::<i64, _>("plan_id")?,
-            ))
-        })
-        .transpose()?,
+    let payer = match p.subscriber_id {
+        Some(id) => lock_payer(conn, id, p.plan_id).await?,
         None => None,
+    };
+    // What the money does is decided before the row is written, so the row is written
+    // once, complete; if it turns out to be a duplicate, none of it is applied.
+    let application = payer.as_ref().map(|s| {
+        let app = apply_amount(s.price, p.amount_kes, s.wallet);
+        let expiry = app
+            .renew
+            .then(|| renewed_expiry(Utc::now(), s.expires_at, s.duration_seconds));
+        (app, expiry)
+    });
+    let applied = match application {
+        Some((app, _)) if app.renew => "renewed",
+        Some(_) => "wallet",
+        None => "unmatched",
     };
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO payments (paid_at, channel, receipt, intent_id, subscriber_id, amount_kes, \
-                               msisdn, bill_ref, applied, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unmatched', $9) \
+                               msisdn, bill_ref, applied, note, plan_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(p.paid_at)
     .bind(p.channel.as_str())
     .bind(p.receipt)
     .bind(p.intent_id)
-    .bind(subscriber.as_ref().map(|s| s.0))
+    .bind(payer.as_ref().map(|s| s.id))
     .bind(p.amount_kes)
     .bind(p.msisdn)
     .bind(p.bill_ref)
+    .bind(applied)
     .bind(p.note)
+    .bind(payer.as_ref().map(|s| s.plan_id))
+    .bind(application.and_then(|(_, expiry)| expiry))
     .fetch_optional(&mut *conn)
     .await?;
     let Some(payment_id) = inserted else {
@@ -151,49 +201,37 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
             payment_id: existing,
         });
     };
-    let Some((sub_id, expires_at, wallet, current_plan)) = subscriber else {
+    let (Some(s), Some((app, expiry))) = (payer, application) else {
         return Ok(Recorded::New {
             payment_id,
-            applied: "unmatched",
+            applied,
         });
     };
-    let plan_id = p.plan_id.unwrap_or(current_plan);
-    let plan = sqlx::query(
-        "SELECT price_kes, duration_seconds, data_cap_bytes, time_allowance_seconds \
-           FROM plans WHERE id = $1",
-    )
-    .bind(plan_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let price: i64 = plan.try_get("price_kes")?;
-    let app = apply_amount(price, p.amount_kes, wallet);
-    let applied = if app.renew { "renewed" } else { "wallet" };
-    let mut new_expiry = None;
-    if app.renew {
-        let duration: i64 = plan.try_get("duration_seconds")?;
-        let expiry = renewed_expiry(Utc::now(), expires_at, duration);
-        sqlx::query(
-            "UPDATE subscribers SET plan_id = $2, expires_at = $3, data_remaining_bytes = $4, \
-                    time_remaining_seconds = $5, wallet_balance_kes = wallet_balance_kes + $6 \
-              WHERE id = $1",
-        )
-        .bind(sub_id)
-        .bind(plan_id)
-        .bind(expiry)
-        .bind(plan.try_get::<Option<i64>, _>("data_cap_bytes")?)
-        .bind(plan.try_get::<Option<i64>, _>("time_allowance_seconds")?)
-        .bind(app.wallet_delta)
-        .execute(&mut *conn)
-        .await?;
-        new_expiry = Some(expiry);
-    } else {
-        sqlx::query(
-            "UPDATE subscribers SET wallet_balance_kes = wallet_balance_kes + $2 WHERE id = $1",
-        )
-        .bind(sub_id)
-        .bind(app.wallet_delta)
-        .execute(&mut *conn)
-        .await?;
+    match expiry {
+        Some(expiry) => {
+            sqlx::query(
+                "UPDATE subscribers SET plan_id = $2, expires_at = $3, data_remaining_bytes = $4, \
+                        time_remaining_seconds = $5, wallet_balance_kes = wallet_balance_kes + $6 \
+                  WHERE id = $1",
+            )
+            .bind(s.id)
+            .bind(s.plan_id)
+            .bind(expiry)
+            .bind(s.data_cap_bytes)
+            .bind(s.time_allowance_seconds)
+            .bind(app.wallet_delta)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE subscribers SET wallet_balance_kes = wallet_balance_kes + $2 WHERE id = $1",
+            )
+            .bind(s.id)
+            .bind(app.wallet_delta)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     if app.wallet_delta != 0 {
         let reason = match (app.renew, app.wallet_delta > 0) {
@@ -205,20 +243,13 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
             "INSERT INTO wallet_entries (subscriber_id, amount_kes, payment_id, reason) \
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(sub_id)
+        .bind(s.id)
         .bind(app.wallet_delta)
         .bind(payment_id)
         .bind(reason)
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("UPDATE payments SET applied = $2, plan_id = $3, expires_at = $4 WHERE id = $1")
-        .bind(payment_id)
-        .bind(applied)
-        .bind(plan_id)
-        .bind(new_expiry)
-        .execute(&mut *conn)
-        .await?;
     Ok(Recorded::New {
         payment_id,
         applied,

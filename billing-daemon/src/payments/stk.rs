@@ -166,34 +166,69 @@ pub struct Intent {
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns [`intent_from_row`] reads.
+const INTENT_COLUMNS: &str = "id, subscriber_id, plan_id, amount_kes, phone, status, \
+                              checkout_request_id, account_reference, created_at";
+
+fn intent_from_row(r: &sqlx::postgres::PgRow) -> Result<Intent, sqlx::Error> {
+    Ok(Intent {
+        id: r.try_get("id")?,
+        subscriber_id: r.try_get("subscriber_id")?,
+        plan_id: r.try_get("plan_id")?,
+        amount_kes: r.try_get("amount_kes")?,
+        phone: r.try_get("phone")?,
+        status: r.try_get("status")?,
+        checkout_request_id: r.try_get("checkout_request_id")?,
+        account_reference: r.try_get("account_reference")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 /// Locks an intent by its callback token or its id.
 pub async fn lock(
     conn: &mut PgConnection,
     token: Option<&str>,
     id: Option<i64>,
 ) -> Result<Option<Intent>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, subscriber_id, plan_id, amount_kes, phone, status, checkout_request_id, \
-                account_reference, created_at \
-           FROM payment_intents WHERE callback_token = $1 OR id = $2 FOR UPDATE",
-    )
+    sqlx::query(&format!(
+        "SELECT {INTENT_COLUMNS} FROM payment_intents \
+          WHERE callback_token = $1 OR id = $2 FOR UPDATE"
+    ))
     .bind(token)
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(Intent {
-            id: r.try_get("id")?,
-            subscriber_id: r.try_get("subscriber_id")?,
-            plan_id: r.try_get("plan_id")?,
-            amount_kes: r.try_get("amount_kes")?,
-            phone: r.try_get("phone")?,
-            status: r.try_get("status")?,
-            checkout_request_id: r.try_get("checkout_request_id")?,
-            account_reference: r.try_get("account_reference")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
+    .await?
+    .as_ref()
+    .map(intent_from_row)
+    .transpose()
+}
+
+/// Locks the intent at callback URL `token` for its callback, which names
+/// `checkout_request_id`: Daraja's ids are filled in if the push reply never stored them,
+/// in the same statement. The intent's CheckoutRequestID, as returned, differs from the
+/// callback's only if the callback is not this intent's (and then nothing was filled in).
+pub async fn lock_for_callback(
+    conn: &mut PgConnection,
+    token: &str,
+    checkout_request_id: &str,
+    merchant_request_id: &str,
+) -> Result<Option<Intent>, sqlx::Error> {
+    // SET expressions see the row as it was, so the CASE tests the stored id.
+    sqlx::query(&format!(
+        "UPDATE payment_intents SET \
+            merchant_request_id = CASE WHEN checkout_request_id IS NULL OR checkout_request_id = $2 \
+                                       THEN COALESCE(merchant_request_id, $3) \
+                                       ELSE merchant_request_id END, \
+            checkout_request_id = COALESCE(checkout_request_id, $2) \
+          WHERE callback_token = $1 RETURNING {INTENT_COLUMNS}"
+    ))
+    .bind(token)
+    .bind(checkout_request_id)
+    .bind(merchant_request_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(intent_from_row)
     .transpose()
 }
 
