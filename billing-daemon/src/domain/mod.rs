@@ -105,6 +105,12 @@ pub fn validate_username(s: &str) -> Result<(), String> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("username must not contain whitespace or control characters".to_owned());
     }
+    if s.starts_with(jasiyo_snapshot::voucher::VOUCHER_PREFIX) {
+        return Err(format!(
+            "username must not start with {:?} (reserved for hotspot vouchers)",
+            jasiyo_snapshot::voucher::VOUCHER_PREFIX
+        ));
+    }
     Ok(())
 }
 

@@ -69,6 +69,7 @@ pub mod format;
 mod publish;
 mod reader;
 mod snapshot;
+pub mod voucher;
 
 pub use builder::{
     OverlayOf, PlanEntry, RouterEntry, Service, SubscriberEntry, SubscriberStatus, build_overlay,
