@@ -394,6 +394,28 @@ pub async fn c2b_validation(
 
 type Refusal = (C2bRejectCode, String);
 
+/// Whose account a C2B account number (already trimmed and lower-cased) names, and the
+/// price of their plan. It is a username; or, when the customer copied it from a push's
+/// prompt or the C2B copy of an STK payment carries it, the push's AccountReference, which
+/// is made from the intent id when the username is too long for Daraja
+/// (stk::account_reference). A username wins over a reference.
+async fn account_owner(
+    db: impl sqlx::PgExecutor<'_>,
+    account_key: &str,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id, p.price_kes FROM ( \
+            SELECT id, 0 AS rank FROM subscribers WHERE lower(username) = $1 \
+            UNION ALL \
+            SELECT subscriber_id, 1 FROM payment_intents WHERE lower(account_reference) = $1 \
+         ) found JOIN subscribers s ON s.id = found.id JOIN plans p ON p.id = s.plan_id \
+         ORDER BY found.rank LIMIT 1",
+    )
+    .bind(account_key)
+    .fetch_optional(db)
+    .await
+}
+
 async fn validate(
     pool: &PgPool,
     mpesa: &Mpesa,
@@ -403,14 +425,7 @@ async fn validate(
         Ok(p) => p,
         Err(e) => return Ok(Err((C2bRejectCode::OtherError, format!("unreadable: {e}")))),
     };
-    let price: Option<i64> = sqlx::query_scalar(
-        "SELECT p.price_kes FROM subscribers s JOIN plans p ON p.id = s.plan_id \
-          WHERE lower(s.username) = $1",
-    )
-    .bind(payment.account_key())
-    .fetch_optional(pool)
-    .await?;
-    let Some(price) = price else {
+    let Some((_, price)) = account_owner(pool, &payment.account_key()).await? else {
         return Ok(Err((
             C2bRejectCode::InvalidAccountNumber,
             format!("no subscriber {:?}", payment.bill_ref_number.trim()),
@@ -463,19 +478,9 @@ pub async fn process_c2b(
         }
     };
     let amount = i64::try_from(payment.amount_kes).unwrap_or(i64::MAX);
-    // The account number is a username; for the C2B copy of an STK payment it is the
-    // push's AccountReference, which is made from the intent id when the username is too
-    // long for Daraja (stk::account_reference).
-    let subscriber: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM ( \
-            SELECT id, 0 AS rank FROM subscribers WHERE lower(username) = $1 \
-            UNION ALL \
-            SELECT subscriber_id, 1 FROM payment_intents WHERE lower(account_reference) = $1 \
-         ) found ORDER BY rank LIMIT 1",
-    )
-    .bind(payment.account_key())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let subscriber = account_owner(&mut *tx, &payment.account_key())
+        .await?
+        .map(|(id, _)| id);
     let credit = credit_receipt(
         &mut tx,
         &ReceiptPayment {
