@@ -196,6 +196,23 @@ async fn a_lost_paybill_confirmation_is_recovered_by_receipt_once(pool: PgPool) 
     );
     let (ours, theirs) = pay.receipts().await;
     assert_eq!(ours, theirs);
+    // The operator's list finds it by receipt (any case), status or username.
+    for query in [
+        format!("receipt={}", receipt.to_lowercase()),
+        "status=credited".to_owned(),
+        "username=alice".to_owned(),
+    ] {
+        let (got, list) = pay
+            .api("GET", &format!("/payments/recoveries?{query}"), None)
+            .await;
+        assert_eq!(got, StatusCode::OK);
+        assert_eq!(list.as_array().unwrap().len(), 1, "{query}: {list}");
+        assert_eq!(list[0]["id"], id);
+    }
+    let (_, none) = pay
+        .api("GET", "/payments/recoveries?status=failed", None)
+        .await;
+    assert_eq!(none, json!([]));
 }
 
 #[sqlx::test]
@@ -417,6 +434,16 @@ async fn bad_recovery_requests(pool: PgPool) {
     }
     let (got, _) = pay.api("GET", "/payments/recoveries/999", None).await;
     assert_eq!(got, StatusCode::NOT_FOUND);
+    for (bad, want) in [
+        ("limit=0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("limit=1001", StatusCode::UNPROCESSABLE_ENTITY),
+        ("colour=red", StatusCode::BAD_REQUEST),
+    ] {
+        let (got, _) = pay
+            .api("GET", &format!("/payments/recoveries?{bad}"), None)
+            .await;
+        assert_eq!(got, want, "{bad}");
+    }
     assert_eq!(count(&pay, "payment_recoveries").await, "0");
     assert!(
         !pay.fake

@@ -59,7 +59,7 @@ pub struct AppState {
         enforcement::log, enforcement::get, enforcement::disconnect,
         payments::start_stk, payments::intents, payments::intent, payments::list, payments::get,
         payments::cash, payments::daily, payments::register_c2b,
-        payments::recover, payments::recovery,
+        payments::recover, payments::recovery, payments::recoveries,
     ),
     modifiers(&BearerAuth),
 )]
@@ -158,6 +158,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/payments/daily", get(payments::daily))
         .route("/payments/c2b/register", post(payments::register_c2b))
         .route("/payments/recover", post(payments::recover))
+        .route("/payments/recoveries", get(payments::recoveries))
         .route("/payments/recoveries/{id}", get(payments::recovery))
         .route("/payments/{id}", get(payments::get))
         .route("/payment-intents", get(payments::intents))

@@ -572,17 +572,11 @@ pub struct RecoveryOut {
     pub payment_id: Option<i64>,
 }
 
-async fn fetch_recovery(pool: &sqlx::PgPool, id: i64) -> Result<RecoveryOut, ApiError> {
-    let r = sqlx::query(
-        "SELECT r.id, r.created_at, r.updated_at, r.receipt, r.subscriber_id, s.username, \
-                r.status, r.result_code, r.result_desc, r.amount_kes, r.payment_id \
-           FROM payment_recoveries r LEFT JOIN subscribers s ON s.id = r.subscriber_id \
-          WHERE r.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no recovery {id}")))?;
+const RECOVERY_SQL: &str = "SELECT r.id, r.created_at, r.updated_at, r.receipt, r.subscriber_id, \
+            s.username, r.status, r.result_code, r.result_desc, r.amount_kes, r.payment_id \
+       FROM payment_recoveries r LEFT JOIN subscribers s ON s.id = r.subscriber_id WHERE true";
+
+fn recovery_from_row(r: &sqlx::postgres::PgRow) -> Result<RecoveryOut, sqlx::Error> {
     Ok(RecoveryOut {
         id: r.try_get("id")?,
         created_at: r.try_get("created_at")?,
@@ -596,6 +590,57 @@ async fn fetch_recovery(pool: &sqlx::PgPool, id: i64) -> Result<RecoveryOut, Api
         amount_kes: r.try_get("amount_kes")?,
         payment_id: r.try_get("payment_id")?,
     })
+}
+
+async fn fetch_recovery(pool: &sqlx::PgPool, id: i64) -> Result<RecoveryOut, ApiError> {
+    let r = sqlx::query(&format!("{RECOVERY_SQL} AND r.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no recovery {id}")))?;
+    Ok(recovery_from_row(&r)?)
+}
+
+/// Filters for `GET /payments/recoveries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryQuery {
+    /// requesting, pending, credited, already_credited, failed or timed_out.
+    pub status: Option<String>,
+    /// The receipt asked about (any case).
+    pub receipt: Option<String>,
+    /// Username.
+    pub username: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Recoveries by receipt, newest first: what was asked, and what M-Pesa answered.
+#[utoipa::path(get, path = "/api/v1/payments/recoveries", tag = "payments", params(RecoveryQuery),
+    responses((status = 200, body = [RecoveryOut]), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn recoveries(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<RecoveryQuery>,
+) -> Result<ApiJson<Vec<RecoveryOut>>, ApiError> {
+    let mut qb = QueryBuilder::new(RECOVERY_SQL);
+    if let Some(status) = &q.status {
+        qb.push(" AND r.status = ").push_bind(status);
+    }
+    if let Some(receipt) = &q.receipt {
+        qb.push(" AND r.receipt = ")
+            .push_bind(receipt.trim().to_uppercase());
+    }
+    if let Some(u) = &q.username {
+        qb.push(" AND s.username = ").push_bind(u);
+    }
+    qb.push(" ORDER BY r.id DESC LIMIT ")
+        .push_bind(limit(q.limit, 100, 1000)?);
+    let rows = qb.build().fetch_all(&st.pool).await?;
+    Ok(ApiJson(
+        rows.iter()
+            .map(recovery_from_row)
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 /// Asks M-Pesa (Transaction Status) about a receipt the daemon never saw, e.g. a paybill
