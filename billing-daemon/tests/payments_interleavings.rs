@@ -15,10 +15,13 @@
 //! seconds, so there is no shrinking: a failure prints the seed and the scenario, and
 //! `PAYPROP_SEED=<seed>` replays it (`PAYPROP_CASES` changes how many cases run).
 //!
-//! The restart is graceful (requests in flight finish), as a redeploy is; the fake retries a
-//! notification that found the daemon down, which is a choice of this test: Safaricom
-//! documents no retry policy, and a notification it never re-sends is recovered by other
-//! means (STK Query here; Transaction Status by receipt elsewhere).
+//! The daemon is the real binary in a child process. A restart is graceful (SIGTERM:
+//! requests in flight finish, as in a redeploy) or a crash (SIGKILL wherever it is: between
+//! storing a body and processing it, inside a payment's transaction, between a push and its
+//! reply). The fake retries a notification that found the daemon down or got no answer,
+//! which is a choice of this test: Safaricom documents no retry policy, and a notification
+//! it never re-sends is recovered by other means (STK Query here; Transaction Status by
+//! receipt elsewhere).
 
 mod common;
 
@@ -26,8 +29,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use billing_daemon::api::app;
-use billing_daemon::payments::{Mpesa, reconciler};
 use fake_daraja::{
     Channel, Delivery, DeliveryKind, FakeConfig, FakeDaraja, Outcome, RetryPolicy, StkState,
 };
@@ -37,8 +38,6 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
 use sqlx::{PgPool, Row};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const PRICE: i64 = 1000;
 const DURATION_SECS: i64 = 30 * 86_400;
@@ -97,6 +96,8 @@ struct Customer {
 struct Restart {
     at_ms: u64,
     down_ms: u64,
+    /// SIGKILL instead of SIGTERM.
+    crash: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -155,7 +156,12 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
             push,
             paybills,
         });
-    let restart = (0u64..3000, 0u64..500).prop_map(|(at_ms, down_ms)| Restart { at_ms, down_ms });
+    let restart =
+        (0u64..3000, 0u64..500, any::<bool>()).prop_map(|(at_ms, down_ms, crash)| Restart {
+            at_ms,
+            down_ms,
+            crash,
+        });
     (
         proptest::collection::vec(customer, 1..=4),
         proptest::collection::vec(restart, 0..=2),
@@ -219,90 +225,122 @@ impl Push {
 // ---------------------------------------------------------------------------------------
 // The daemon, stopped and started on one address and one database
 
+/// The real `billing-daemon serve`, as a child process on one address and one database
+/// (with its own snapshot directory and journal, kept across restarts as on a server).
 struct Daemon {
     addr: SocketAddr,
-    pool: PgPool,
+    db_url: String,
     fake_url: String,
-    running: Option<Running>,
-}
-
-struct Running {
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<()>,
-    reconciler: reconciler::Reconciler,
+    dir: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
 }
 
 impl Daemon {
-    fn mpesa(&self) -> Mpesa {
-        common::pay::mpesa(
-            &self.fake_url,
-            &format!("http://{}", self.addr),
-            &[("JASIYO_MPESA_QUERY_DEADLINE", "60")],
-        )
-    }
-
-    async fn start(pool: PgPool, fake_url: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn start(pool: &PgPool, fake_url: String) -> Self {
+        // The test database's URL: the server of DATABASE_URL, the database sqlx::test made.
+        let server = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let mut db_url = url::Url::parse(&server).expect("DATABASE_URL is a URL");
+        db_url.set_path(pool.connect_options().get_database().expect("a database"));
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let mut daemon = Daemon {
-            addr: listener.local_addr().unwrap(),
-            pool,
+            addr,
+            db_url: db_url.to_string(),
             fake_url,
-            running: None,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
         };
-        daemon.serve(listener);
+        daemon.spawn().await;
         daemon
     }
 
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let mpesa = self.mpesa();
-        let state = common::state(&self.pool, Some(mpesa.clone()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        self.running = Some(Running {
-            stop,
-            server,
-            reconciler: reconciler::start(self.pool.clone(), mpesa),
-        });
-    }
-
-    async fn stop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.reconciler.shutdown().await;
-            let _ = r.stop.send(());
-            r.server.await.unwrap();
+    /// Starts the process and waits until it accepts connections; its address may still be
+    /// held for a moment by the one before, so a start that fails is tried again.
+    async fn spawn(&mut self) {
+        let public_url = format!("http://{}", self.addr);
+        let env = common::pay::mpesa_env(
+            &self.fake_url,
+            &public_url,
+            &[("JASIYO_MPESA_QUERY_DEADLINE", "60")],
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join("daemon.log"))
+                .unwrap();
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_billing-daemon"))
+                .arg("serve")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .env("DATABASE_URL", &self.db_url)
+                .env("JASIYO_LISTEN", self.addr.to_string())
+                .env("JASIYO_SNAPSHOT_DIR", self.dir.path().join("snapshot"))
+                .env(
+                    "JASIYO_JOURNAL_PATH",
+                    self.dir.path().join("accounting.journal"),
+                )
+                .env("JASIYO_LOG", "info")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("starting billing-daemon");
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "billing-daemon exited with {status}; see {}",
+                        self.dir.path().join("daemon.log").display()
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+                if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                    self.child = Some(child);
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "billing-daemon did not listen"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
-    /// Stops, stays down for `down`, and starts a fresh server and reconciler on the same
-    /// address (nothing carried over but the database).
-    async fn restart(&mut self, down: Duration) {
-        self.stop().await;
-        tokio::time::sleep(down).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "rebinding {}: {e}",
-                        self.addr
-                    );
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
+    /// Stops it: with SIGTERM, as a redeploy does (requests in flight finish), or with
+    /// SIGKILL wherever it is (a crash or a power cut: Postgres rolls back the transactions
+    /// in flight; bodies already stored stay for the next daemon's reconciler).
+    async fn stop(&mut self, crash: bool) {
+        let Some(mut child) = self.child.take() else {
+            return;
         };
-        self.serve(listener);
+        if crash {
+            child.kill().await.unwrap();
+        } else {
+            let pid = child.id().expect("running").to_string();
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+                .await
+                .expect("billing-daemon stops within 30 s of SIGTERM")
+                .unwrap();
+            assert!(status.success(), "billing-daemon stopped with {status}");
+        }
+    }
+
+    /// Stops (gracefully or not), stays down for `down`, and starts a fresh process on the
+    /// same address (nothing carried over but the database, the snapshot and the journal).
+    async fn restart(&mut self, crash: bool, down: Duration) {
+        self.stop(crash).await;
+        tokio::time::sleep(down).await;
+        self.spawn().await;
     }
 }
 
@@ -363,7 +401,7 @@ impl Case<'_> {
             max_backoff: Duration::from_millis(200),
         };
         let fake = FakeDaraja::start(config).await;
-        let mut daemon = Daemon::start(pool.clone(), fake.base_url()).await;
+        let mut daemon = Daemon::start(pool, fake.base_url()).await;
         let base = format!("http://{}", daemon.addr);
         let http = reqwest::Client::new();
 
@@ -464,7 +502,9 @@ impl Case<'_> {
             rs.sort_by_key(|r| r.at_ms);
             for r in rs {
                 tokio::time::sleep(Duration::from_millis(r.at_ms.saturating_sub(at))).await;
-                daemon.restart(Duration::from_millis(r.down_ms)).await;
+                daemon
+                    .restart(r.crash, Duration::from_millis(r.down_ms))
+                    .await;
                 at = r.at_ms;
             }
         };
@@ -497,7 +537,7 @@ impl Case<'_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        daemon.stop().await;
+        daemon.stop(false).await;
         match result {
             Ok(()) => Ok(()),
             Err(problems) => Err(format!(

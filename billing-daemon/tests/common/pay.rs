@@ -17,7 +17,12 @@ pub const C2B_TOKEN: &str = "c2btokenc2btokenc2btokenc2btoken42";
 
 /// The daemon's M-Pesa settings for the fake at `fake_url`, callbacks to `public_url`, with
 /// `more` settings over the defaults.
-pub fn mpesa(fake_url: &str, public_url: &str, more: &[(&'static str, &str)]) -> Mpesa {
+/// The daemon's M-Pesa settings for a fake at `fake_url`, as environment variables.
+pub fn mpesa_env(
+    fake_url: &str,
+    public_url: &str,
+    more: &[(&'static str, &str)],
+) -> HashMap<&'static str, String> {
     let env: HashMap<&str, String> = HashMap::from([
         ("JASIYO_MPESA_ENVIRONMENT", fake_url.to_owned()),
         ("JASIYO_MPESA_CONSUMER_KEY", "test-key".to_owned()),
@@ -30,10 +35,13 @@ pub fn mpesa(fake_url: &str, public_url: &str, more: &[(&'static str, &str)]) ->
         ("JASIYO_MPESA_QUERY_INTERVAL", "0.3".to_owned()),
         ("JASIYO_MPESA_QUERY_DEADLINE", "20".to_owned()),
     ]);
-    let env: HashMap<&str, String> = env
-        .into_iter()
+    env.into_iter()
         .chain(more.iter().map(|(k, v)| (*k, (*v).to_owned())))
-        .collect();
+        .collect()
+}
+
+pub fn mpesa(fake_url: &str, public_url: &str, more: &[(&'static str, &str)]) -> Mpesa {
+    let env = mpesa_env(fake_url, public_url, more);
     let settings = MpesaSettings::load(None, &|k| env.get(k).cloned())
         .unwrap()
         .unwrap();
