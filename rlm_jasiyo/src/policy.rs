@@ -416,6 +416,7 @@ mod tests {
             // Unlimited here, so that the tests of other rules are not about this one.
             simultaneous_use: None,
             fup_rate_limit: None,
+            duration_seconds: 30 * DAY as u64,
         }
     }
 
@@ -432,6 +433,7 @@ mod tests {
             data_remaining_bytes: None,
             time_remaining_seconds: None,
             open_sessions: 0,
+            unused: false,
         }
     }
 
