@@ -7,8 +7,8 @@ use zerocopy::IntoBytes;
 use zerocopy::little_endian::{I64, U16, U32, U64};
 
 use crate::error::BuildError;
-use crate::voucher::is_lookup_name;
 use crate::format::{self, Header, PlanRecord, RouterRecord, Section, StrRef, SubscriberRecord};
+use crate::voucher::is_lookup_name;
 
 /// Which services a plan may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -315,7 +315,10 @@ fn build_file(
     // own: out of the MAC index, so a hotspot's MAC login never logs a device in on a voucher
     // and two vouchers bought on the same phone do not collide.
     let mac_login = |s: &SubscriberEntry| s.mac.filter(|_| !is_lookup_name(s.username.as_bytes()));
-    let mac_count = subscribers.iter().filter(|s| mac_login(s).is_some()).count();
+    let mac_count = subscribers
+        .iter()
+        .filter(|s| mac_login(s).is_some())
+        .count();
     let mut mac_slots = vec![0u64; format::index_slots(mac_count)];
     let mut subscriber_records = Vec::with_capacity(subscribers.len());
     for (index, subscriber) in subscribers.iter().enumerate() {

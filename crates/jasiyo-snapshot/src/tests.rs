@@ -176,7 +176,11 @@ fn vouchers_are_found_by_lookup_name_inline_and_their_macs_are_no_logins() {
     assert_eq!(found.password(), b"");
     // The lookup name and its empty password live inside the record: no strings section.
     let header = format::Header::ref_from_prefix(&bytes).unwrap().0;
-    assert_eq!(header.sections[format::SECTION_STRINGS].len.get(), 10, "plan strings only");
+    assert_eq!(
+        header.sections[format::SECTION_STRINGS].len.get(),
+        10,
+        "plan strings only"
+    );
     let second = snapshot
         .subscriber_by_username(key.lookup_name("other-777").unwrap().as_bytes())
         .unwrap();
