@@ -172,8 +172,9 @@ async fn time_voucher_first_use_is_accepted_and_journaled() {
     let reply = r.send(&hotspot_pap("ten4-min7", "")).await;
     assert_voucher_accept(&reply, "lower case, dash, empty password");
     let timeout = session_timeout(&reply);
+    // The snapshot holds whole seconds (rounded), the module's clock is truncated: 601 too.
     assert!(
-        (500..=600).contains(&timeout),
+        (500..=601).contains(&timeout),
         "the batch's end, not the hour: {timeout}\n{reply}"
     );
 
@@ -301,7 +302,7 @@ async fn voucher_rejects_say_why() {
         Some("0"),
         "{reply}"
     );
-    assert!((3500..=3600).contains(&session_timeout(&reply)), "{reply}");
+    assert!((3500..=3601).contains(&session_timeout(&reply)), "{reply}");
 
     for (code, message) in [
         ("DATAUSED", "data used up"),
