@@ -3,12 +3,14 @@
 # system's /etc/freeradius/3.0 plus freeradius-config/, without touching the system one.
 #
 #   scripts/make-raddb.sh OUT_DIR --auth-port N --acct-port N --snapshot-dir DIR \
-#       --module PATH/librlm_jasiyo.so [--journal PATH] [--clients-network CIDR] [--as-root]
+#       --module PATH/librlm_jasiyo.so [--journal PATH] [--voucher-key-file PATH]
+#       [--clients-network CIDR] [--as-root]
 #
 # Options can also come from the environment: JASIYO_AUTH_PORT, JASIYO_ACCT_PORT,
 # JASIYO_SNAPSHOT_DIR, JASIYO_MODULE, JASIYO_JOURNAL_PATH (default
-# /var/lib/jasiyo/journal/accounting.journal), JASIYO_CLIENTS_NETWORK (default 127.0.0.0/8),
-# JASIYO_RADDB_AS_ROOT=1, FREERADIUS_RADDB (default /etc/freeradius/3.0).
+# /var/lib/jasiyo/journal/accounting.journal), JASIYO_VOUCHER_KEY_FILE (default: none,
+# vouchers off), JASIYO_CLIENTS_NETWORK (default 127.0.0.0/8), JASIYO_RADDB_AS_ROOT=1,
+# FREERADIUS_RADDB (default /etc/freeradius/3.0).
 #
 # The result:
 # - listens on 127.0.0.1 only, on the given auth and acct ports (no other listener: the
@@ -27,7 +29,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() {
@@ -46,6 +48,7 @@ acct_port=${JASIYO_ACCT_PORT:-}
 snapshot_dir=${JASIYO_SNAPSHOT_DIR:-}
 module=${JASIYO_MODULE:-}
 journal=${JASIYO_JOURNAL_PATH:-/var/lib/jasiyo/journal/accounting.journal}
+voucher_key_file=${JASIYO_VOUCHER_KEY_FILE:-}
 clients_network=${JASIYO_CLIENTS_NETWORK:-127.0.0.0/8}
 as_root=${JASIYO_RADDB_AS_ROOT:-0}
 
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         --snapshot-dir) snapshot_dir=${2:?}; shift 2 ;;
         --module) module=${2:?}; shift 2 ;;
         --journal) journal=${2:?}; shift 2 ;;
+        --voucher-key-file) voucher_key_file=${2:?}; shift 2 ;;
         --clients-network) clients_network=${2:?}; shift 2 ;;
         --as-root) as_root=1; shift ;;
         -h | --help) usage ;;
@@ -119,6 +123,13 @@ sed -i -E "s|^([[:space:]]*journal = )/var/lib/jasiyo/journal/accounting\.journa
     "$out/mods-available/jasiyo"
 grep -q "journal = $journal\$" "$out/mods-available/jasiyo" ||
     die "could not set journal in mods-available/jasiyo"
+if [ -n "$voucher_key_file" ]; then
+    voucher_key_file=$(realpath -m "$voucher_key_file")
+    sed -i -E "s|^#([[:space:]]*voucher_key_file = )/var/lib/jasiyo/voucher\.key$|\1$voucher_key_file|" \
+        "$out/mods-available/jasiyo"
+    grep -q "^[[:space:]]*voucher_key_file = $voucher_key_file\$" "$out/mods-available/jasiyo" ||
+        die "could not set voucher_key_file in mods-available/jasiyo"
+fi
 ln -s ../mods-available/jasiyo "$out/mods-enabled/jasiyo"
 
 # The site, listening on 127.0.0.1 and the given ports only.

@@ -188,13 +188,14 @@ impl State {
 }
 
 const PLAN_SQL: &str = "SELECT id, rate_limit, ip_pool, service, simultaneous_use, \
-     fup_rate_limit FROM plans";
+     fup_rate_limit, duration_seconds FROM plans";
 const ROUTER_SQL: &str = "SELECT id, name, host(ip) AS ip, secret, nas_identifier FROM routers";
 /// Subscribers for the full load: open sessions counted for everybody at once by one
 /// grouped scan of the open-session index, joined in.
 const SUBSCRIBER_SQL_ALL: &str = "SELECT id, username, password, plan_id, status, \
      extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
      mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     (voucher_batch_id IS NOT NULL AND activated_at IS NULL) AS unused, \
      coalesce(open.n, 0) AS open_sessions \
      FROM subscribers LEFT JOIN (SELECT subscriber_id, count(*) AS n FROM sessions \
      WHERE stopped_at IS NULL AND subscriber_id IS NOT NULL GROUP BY subscriber_id) open \
@@ -205,6 +206,7 @@ const SUBSCRIBER_SQL_ALL: &str = "SELECT id, username, password, plan_id, status
 const SUBSCRIBER_SQL_BY_ID: &str = "SELECT id, username, password, plan_id, status, \
      extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
      mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     (voucher_batch_id IS NOT NULL AND activated_at IS NULL) AS unused, \
      (SELECT count(*) FROM sessions WHERE sessions.subscriber_id = subscribers.id \
       AND sessions.stopped_at IS NULL) AS open_sessions \
      FROM subscribers";
@@ -230,6 +232,9 @@ fn plan_entry(row: &PgRow) -> Result<PlanEntry, sqlx::Error> {
             .and_then(|n| u32::try_from(n).ok())
             .and_then(NonZeroU32::new),
         fup_rate_limit: row.try_get("fup_rate_limit")?,
+        // > 0 by the column's CHECK.
+        duration_seconds: u64::try_from(row.try_get::<i64, _>("duration_seconds")?)
+            .map_err(|e| bad_column("duration_seconds", e))?,
     })
 }
 
@@ -275,6 +280,7 @@ fn subscriber_entry(row: &PgRow) -> Result<SubscriberEntry, sqlx::Error> {
         data_remaining_bytes: data.map(|d| u64::try_from(d).unwrap_or(0)),
         time_remaining_seconds: time.map(|t| u64::try_from(t).unwrap_or(0)),
         open_sessions: u32::try_from(open).unwrap_or(u32::MAX),
+        unused: row.try_get("unused")?,
     })
 }
 

@@ -178,3 +178,67 @@ async fn survives_losing_the_listen_connection(pool: PgPool) {
     .await;
     handle.shutdown().await;
 }
+
+/// A voucher is published under its lookup name with its plan's duration, flagged unused
+/// until activated; its bound MAC is no MAC login.
+#[sqlx::test]
+async fn vouchers_are_published_unused_until_activated(pool: PgPool) {
+    let key = jasiyo_snapshot::voucher::VoucherKey::from_hex(&"5a".repeat(32)).unwrap();
+    let name = key.lookup_name("HX7K-Q9MZ").unwrap();
+    let plan_id: i64 = sqlx::query_scalar(
+        "INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, service, \
+         time_allowance_seconds) VALUES ('1 hour', '2M/2M', 20, 86400, 'hotspot', 3600) \
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let batch_id: i64 = sqlx::query_scalar(
+        "INSERT INTO voucher_batches (plan_id, count, code_length) VALUES ($1, 1, 8) RETURNING id",
+    )
+    .bind(plan_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO subscribers (username, password, plan_id, expires_at, voucher_batch_id, \
+         voucher_code_sealed, time_remaining_seconds) \
+         VALUES ($1, '', $2, '9999-12-31', $3, '\\x00', 3600)",
+    )
+    .bind(&name)
+    .bind(plan_id)
+    .bind(batch_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _handle = billing_daemon::publisher::start(pool.clone(), dir.path(), None)
+        .await
+        .unwrap();
+    let s = wait_for(dir.path(), "the voucher", |s| {
+        s.subscriber_by_username(name.as_bytes()).is_some()
+    })
+    .await;
+    let v = s.subscriber_by_username(name.as_bytes()).unwrap();
+    assert!(v.unused());
+    assert_eq!(v.password(), b"");
+    assert_eq!(v.time_remaining_seconds(), Some(3600));
+    assert_eq!(v.plan().unwrap().duration_seconds(), 86_400);
+
+    sqlx::query(
+        "UPDATE subscribers SET activated_at = now(), expires_at = now() + interval '1 day', \
+         mac = '02:00:00:00:00:09' WHERE username = $1",
+    )
+    .bind(&name)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let s = wait_for(dir.path(), "the voucher activated", |s| {
+        s.subscriber_by_username(name.as_bytes())
+            .is_some_and(|v| !v.unused())
+    })
+    .await;
+    let v = s.subscriber_by_username(name.as_bytes()).unwrap();
+    assert_eq!(v.mac(), Some([0x02, 0, 0, 0, 0, 9]));
+    assert!(s.subscriber_by_mac([0x02, 0, 0, 0, 0, 9]).is_none());
+}

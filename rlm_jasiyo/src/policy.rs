@@ -22,10 +22,21 @@
 //!    counting at its Stop, at the router's Accounting-On/Off, or when closed as stale.
 //! 8. Otherwise `Accept`, with the reply attributes RouterOS applies. `Session-Timeout` is the
 //!    time to expiry or the time allowance left, whichever is shorter.
+//!
+//! Hotspot vouchers (with `voucher_key_file` configured): a User-Name that matches no
+//! subscriber and no MAC login is taken as a voucher code typed by the customer; its lookup
+//! name ([`jasiyo_snapshot::voucher`]) is looked up instead. A User-Name that is itself a
+//! lookup name never matches, so a leaked dump or snapshot logs nobody in. The module checks
+//! a voucher's credentials itself (the code is the secret, and the hotspot sends it as the
+//! password, or an empty password, over PAP or HTTP-CHAP), then applies rules 3 to 8 with
+//! the rejects worded for the hotspot page ("voucher expired", ...). An unused voucher's
+//! validity starts now: `Session-Timeout` is also capped by the plan's duration.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use jasiyo_snapshot::voucher::{self, LOOKUP_NAME_LEN, VoucherKey};
 use jasiyo_snapshot::{Service, Snapshot, SubscriberStatus, SubscriberView};
+use md5::{Digest, Md5};
 
 /// RADIUS Service-Type values (RFC 2865 §5.6) that tell RouterOS services apart.
 const SERVICE_TYPE_LOGIN_USER: u32 = 1;
@@ -87,12 +98,14 @@ impl UnknownUser {
 }
 
 /// Per-instance settings (from the module's configuration section).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// What an unknown User-Name gets.
     pub unknown_user: UnknownUser,
     /// `Acct-Interim-Interval` sent in every Access-Accept, in seconds.
     pub acct_interim_interval: u32,
+    /// The voucher key (`voucher_key_file`); `None`: vouchers are off.
+    pub vouchers: Option<VoucherKey>,
 }
 
 impl Default for Config {
@@ -100,8 +113,29 @@ impl Default for Config {
         Self {
             unknown_user: UnknownUser::NotFound,
             acct_interim_interval: 300,
+            vouchers: None,
         }
     }
+}
+
+/// HTTP-CHAP from the hotspot login page: `CHAP-Password` (identifier and MD5 response) and
+/// the challenge it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chap<'a> {
+    /// `CHAP-Password`: one identifier byte, then the 16-byte response.
+    pub password: &'a [u8],
+    /// `CHAP-Challenge`, or the Request Authenticator when the request has none (RFC 2865).
+    pub challenge: &'a [u8],
+}
+
+/// The credentials a request carries, as far as vouchers need them (subscribers' passwords
+/// are checked by FreeRADIUS's pap, chap and mschap against `Cleartext-Password`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Credentials<'a> {
+    /// `User-Password` (PAP), decrypted.
+    pub user_password: Option<&'a [u8]>,
+    /// `CHAP-Password` with its challenge.
+    pub chap: Option<Chap<'a>>,
 }
 
 /// The parts of an Access-Request the decision depends on.
@@ -115,6 +149,8 @@ pub struct AuthorizeInput<'a> {
     pub calling_station_id: Option<&'a [u8]>,
     /// The current time in Unix seconds, read for this request.
     pub now: i64,
+    /// PAP or CHAP credentials, checked here only for vouchers.
+    pub credentials: Credentials<'a>,
 }
 
 /// Why a request is rejected. [`RejectReason::message`] is the Reply-Message.
@@ -142,8 +178,20 @@ pub enum RejectReason {
     NoPlan,
     /// Rejected later by FreeRADIUS itself: wrong password, or an unknown user with
     /// `unknown_user = notfound`. Deliberately one message for both, so a Hotspot login page
-    /// does not reveal which usernames exist.
+    /// does not reveal which usernames exist. Also a voucher whose password is not its code.
     BadCredentials,
+    /// A voucher past its validity (or its batch's last day).
+    VoucherExpired,
+    /// A voucher's data allowance is used up.
+    VoucherDataUsedUp,
+    /// A voucher's time allowance is used up.
+    VoucherTimeUsedUp,
+    /// The voucher's batch was revoked.
+    VoucherRevoked,
+    /// As many devices online on the voucher as its package allows.
+    VoucherInUse,
+    /// The voucher is bound to the device that used it first.
+    VoucherBound,
 }
 
 impl RejectReason {
@@ -161,6 +209,25 @@ impl RejectReason {
             Self::DeviceNotAllowed => "Device not allowed",
             Self::NoPlan => "Account has no plan",
             Self::BadCredentials => "Invalid username or password",
+            Self::VoucherExpired => "voucher expired",
+            Self::VoucherDataUsedUp => "data used up",
+            Self::VoucherTimeUsedUp => "time used up",
+            Self::VoucherRevoked => "voucher revoked",
+            Self::VoucherInUse => "voucher in use on another device",
+            Self::VoucherBound => "voucher bound to another device",
+        }
+    }
+
+    /// The same reason worded for a hotspot customer holding a voucher.
+    fn for_voucher(self) -> Self {
+        match self {
+            Self::Suspended => Self::VoucherRevoked,
+            Self::Expired => Self::VoucherExpired,
+            Self::DataUsedUp => Self::VoucherDataUsedUp,
+            Self::TimeUsedUp => Self::VoucherTimeUsedUp,
+            Self::SimultaneousUse => Self::VoucherInUse,
+            Self::DeviceNotAllowed => Self::VoucherBound,
+            other => other,
         }
     }
 }
@@ -172,6 +239,8 @@ pub enum Credential<'s> {
     Password(&'s [u8]),
     /// Hotspot MAC login: `control:Auth-Type := Accept`, no password check.
     MacLogin,
+    /// A voucher whose credentials this module already checked: `control:Auth-Type := Accept`.
+    Voucher,
 }
 
 /// Where the subscriber's address comes from.
@@ -227,6 +296,8 @@ pub struct Accept<'s> {
     pub address: Address<'s>,
     /// Present when a data allowance applies (and is not used up).
     pub total_limit: Option<TotalLimit>,
+    /// An unused voucher: this login starts its validity (post-auth journals its first use).
+    pub first_use: bool,
 }
 
 /// The outcome of [`authorize`].
@@ -246,22 +317,123 @@ pub fn authorize<'s>(
     config: &Config,
     input: &AuthorizeInput<'_>,
 ) -> Decision<'s> {
-    let (subscriber, credential) = match snapshot.subscriber_by_username(input.username) {
-        Some(sub) => {
-            let password = sub.password();
-            (sub, Credential::Password(password))
-        }
-        None => match parse_mac(input.username).and_then(|mac| snapshot.subscriber_by_mac(mac)) {
-            Some(sub) => (sub, Credential::MacLogin),
-            None => {
-                return match config.unknown_user {
-                    UnknownUser::NotFound => Decision::NotFound,
-                    UnknownUser::Reject => Decision::Reject(RejectReason::UnknownUser),
-                };
+    match find(snapshot, config, input.username) {
+        Found::Subscriber(sub) => decide(sub, Credential::Password(sub.password()), config, input),
+        Found::MacLogin(sub) => decide(sub, Credential::MacLogin, config, input),
+        Found::Voucher(sub) => {
+            if !voucher_credentials_ok(input.username, &input.credentials) {
+                return Decision::Reject(RejectReason::BadCredentials);
             }
+            match decide(sub, Credential::Voucher, config, input) {
+                Decision::Reject(reason) => Decision::Reject(reason.for_voucher()),
+                other => other,
+            }
+        }
+        Found::Nobody => match config.unknown_user {
+            UnknownUser::NotFound => Decision::NotFound,
+            UnknownUser::Reject => Decision::Reject(RejectReason::UnknownUser),
         },
+    }
+}
+
+/// Whom a User-Name names.
+enum Found<'s> {
+    Subscriber(SubscriberView<'s>),
+    MacLogin(SubscriberView<'s>),
+    Voucher(SubscriberView<'s>),
+    Nobody,
+}
+
+/// Username, then MAC login, then voucher code (see the module documentation).
+fn find<'s>(snapshot: &'s Snapshot, config: &Config, username: &[u8]) -> Found<'s> {
+    // A lookup name typed as User-Name is refused here: only a code may reach a voucher.
+    if !voucher::is_lookup_name(username) {
+        if let Some(sub) = snapshot.subscriber_by_username(username) {
+            return Found::Subscriber(sub);
+        }
+    }
+    if let Some(sub) = parse_mac(username).and_then(|mac| snapshot.subscriber_by_mac(mac)) {
+        return Found::MacLogin(sub);
+    }
+    let Some(key) = &config.vouchers else {
+        return Found::Nobody;
     };
-    decide(subscriber, credential, config, input)
+    let mut name = [0u8; LOOKUP_NAME_LEN];
+    key.lookup_name_into(username, &mut name)
+        .and_then(|name| snapshot.subscriber_by_username(name.as_bytes()))
+        .map_or(Found::Nobody, Found::Voucher)
+}
+
+/// The `reason` of the journaled accept of an unused voucher: the daemon activates the
+/// voucher when it reads it.
+pub const VOUCHER_FIRST_USE: &str = "voucher first use";
+
+/// How post-auth journals a request: under the voucher's lookup name when the User-Name is a
+/// voucher code (so no code reaches the database), and whether an accept of it is the
+/// voucher's first use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalName<'a> {
+    /// The lookup name of a voucher, else the User-Name as sent.
+    pub username: &'a [u8],
+    /// A voucher nobody had used in the snapshot this request was decided on.
+    pub unused_voucher: bool,
+}
+
+/// The name post-auth journals for a request whose User-Name is `username`.
+pub fn journal_name<'a>(
+    snapshot: &'a Snapshot,
+    config: &Config,
+    username: &'a [u8],
+) -> JournalName<'a> {
+    match find(snapshot, config, username) {
+        Found::Voucher(sub) => JournalName {
+            username: sub.username(),
+            unused_voucher: sub.unused(),
+        },
+        _ => JournalName {
+            username,
+            unused_voucher: false,
+        },
+    }
+}
+
+/// Whether a voucher login's credentials are the code: a PAP password that is the code
+/// (compared normalized, so case and dashes do not matter) or empty or absent, or a CHAP
+/// response computed from the code as sent, its normalized form, or the empty password.
+/// Each is what a MikroTik hotspot login page sends for a voucher, depending on its form.
+fn voucher_credentials_ok(code: &[u8], credentials: &Credentials<'_>) -> bool {
+    let mut normalized = [0u8; 32];
+    let normalized = voucher::normalize_into(code, &mut normalized).map(|len| &normalized[..len]);
+    if let Some(chap) = credentials.chap {
+        return [Some(code), normalized, Some(&b""[..])]
+            .into_iter()
+            .flatten()
+            .any(|secret| chap_matches(&chap, secret));
+    }
+    match credentials.user_password {
+        None | Some(b"") => true,
+        Some(password) => {
+            let mut typed = [0u8; 32];
+            let typed = voucher::normalize_into(password, &mut typed).map(|len| &typed[..len]);
+            typed.is_some() && typed == normalized
+        }
+    }
+}
+
+/// RFC 1994 CHAP with MD5: response = MD5(identifier || secret || challenge).
+fn chap_matches(chap: &Chap<'_>, secret: &[u8]) -> bool {
+    let [ident, response @ ..] = chap.password else {
+        return false;
+    };
+    if response.len() != 16 {
+        return false;
+    }
+    let digest = Md5::new()
+        .chain_update([*ident])
+        .chain_update(secret)
+        .chain_update(chap.challenge)
+        .finalize();
+    digest.as_slice() == response
 }
 
 fn decide<'s>(
@@ -309,6 +481,14 @@ fn decide<'s>(
             return Decision::Reject(RejectReason::SimultaneousUse);
         }
     }
+    // An unused voucher's validity starts with this login: no longer than the plan's
+    // duration, nor past the batch's last day (`remaining`).
+    let first_use = sub.unused();
+    let remaining = if first_use {
+        remaining.min(i64::try_from(plan.duration_seconds().max(1)).unwrap_or(i64::MAX))
+    } else {
+        remaining
+    };
     let address = match (sub.static_ip(), plan.ip_pool()) {
         (Some(ip), _) => Address::Static(ip),
         (None, Some(pool)) if !pool.is_empty() => Address::Pool(pool),
@@ -335,6 +515,7 @@ fn decide<'s>(
             .data_remaining_bytes()
             .filter(|_| !fair_use)
             .map(TotalLimit::from_bytes),
+        first_use,
     })
 }
 
@@ -416,6 +597,7 @@ mod tests {
             // Unlimited here, so that the tests of other rules are not about this one.
             simultaneous_use: None,
             fup_rate_limit: None,
+            duration_seconds: 30 * DAY as u64,
         }
     }
 
@@ -432,6 +614,7 @@ mod tests {
             data_remaining_bytes: None,
             time_remaining_seconds: None,
             open_sessions: 0,
+            unused: false,
         }
     }
 
@@ -560,6 +743,7 @@ mod tests {
             service: ServiceKind::Unknown,
             calling_station_id: None,
             now: NOW,
+            credentials: Credentials::default(),
         }
     }
 
@@ -942,6 +1126,7 @@ mod tests {
                 service: ServiceKind::Hotspot,
                 calling_station_id: Some(b"EC:F4:BB:FA:36:C9"),
                 now: NOW,
+                credentials: Credentials::default(),
             };
             let a = accept(authorize(&snap, &config, &req));
             assert_eq!(a.credential, Credential::MacLogin, "{name}");
@@ -998,5 +1183,391 @@ mod tests {
             None
         );
         assert_eq!(dynamic_client(&snap, IpAddr::V6(Ipv6Addr::LOCALHOST)), None);
+    }
+
+    // Vouchers.
+
+    const PHONE: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+
+    fn key() -> VoucherKey {
+        VoucherKey::from_hex(&"6b".repeat(32)).unwrap()
+    }
+
+    fn voucher_config() -> Config {
+        Config {
+            vouchers: Some(key()),
+            ..Config::default()
+        }
+    }
+
+    /// A voucher of plan 30 (1 day validity, 1 device, 1 hour online) unless changed.
+    fn voucher(id: i64, code: &str) -> SubscriberEntry {
+        SubscriberEntry {
+            username: key().lookup_name(code).unwrap(),
+            password: String::new(),
+            time_remaining_seconds: Some(3600),
+            ..sub(id, "unused", 30)
+        }
+    }
+
+    fn voucher_snapshot() -> Snapshot {
+        let plans = [
+            PlanEntry {
+                rate_limit: "2M/4M".to_owned(),
+                duration_seconds: DAY as u64,
+                simultaneous_use: std::num::NonZeroU32::new(1),
+                ..plan(30, Service::Hotspot, None)
+            },
+            PlanEntry {
+                duration_seconds: 1800,
+                ..plan(31, Service::Hotspot, None)
+            },
+            plan(32, Service::Pppoe, None),
+        ];
+        let unused = |id, code| SubscriberEntry {
+            unused: true,
+            // An unused voucher without a batch end date (9999-12-31).
+            expires_at: 253_402_214_400,
+            ..voucher(id, code)
+        };
+        let subs = [
+            unused(1, "HX7KQ9MZ"),
+            SubscriberEntry {
+                expires_at: NOW + 600,
+                ..unused(2, "UNTIL600")
+            },
+            SubscriberEntry {
+                time_remaining_seconds: None,
+                data_remaining_bytes: Some(1 << 30),
+                plan_id: 31,
+                ..unused(3, "DATA1GB7")
+            },
+            SubscriberEntry {
+                expires_at: NOW - 1,
+                ..unused(4, "PASTEND7")
+            },
+            SubscriberEntry {
+                expires_at: NOW + 7200,
+                time_remaining_seconds: Some(1000),
+                data_remaining_bytes: Some(5 * (1 << 32) + 7),
+                ..voucher(5, "ACTIVE77")
+            },
+            SubscriberEntry {
+                expires_at: NOW - 1,
+                ..voucher(6, "EXPIRED7")
+            },
+            SubscriberEntry {
+                time_remaining_seconds: None,
+                data_remaining_bytes: Some(0),
+                plan_id: 31,
+                ..voucher(7, "NODATA77")
+            },
+            SubscriberEntry {
+                time_remaining_seconds: Some(0),
+                ..voucher(8, "NOTIME77")
+            },
+            SubscriberEntry {
+                status: SubscriberStatus::Suspended,
+                unused: true,
+                ..voucher(9, "REVOKED7")
+            },
+            SubscriberEntry {
+                open_sessions: 1,
+                ..voucher(10, "INUSE777")
+            },
+            SubscriberEntry {
+                mac: Some(PHONE),
+                ..voucher(11, "BOUND777")
+            },
+            SubscriberEntry {
+                plan_id: 32,
+                ..voucher(12, "PPPOE777")
+            },
+            // An operator's subscriber whose username happens to look like a code.
+            sub(13, "ZX9QWERT", 32),
+        ];
+        let bytes = build_snapshot(9, NOW, &plans, &[], &subs).unwrap();
+        Snapshot::from_bytes(bytes).unwrap()
+    }
+
+    fn hotspot<'a>(code: &'a str, password: Option<&'a str>) -> AuthorizeInput<'a> {
+        AuthorizeInput {
+            service: ServiceKind::Hotspot,
+            calling_station_id: Some(b"02:11:22:33:44:55"),
+            credentials: Credentials {
+                user_password: password.map(str::as_bytes),
+                chap: None,
+            },
+            ..input(code)
+        }
+    }
+
+    #[test]
+    fn unused_voucher_is_accepted_and_its_validity_starts_now() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        let a = accept(authorize(
+            &snap,
+            &config,
+            &hotspot("HX7KQ9MZ", Some("HX7KQ9MZ")),
+        ));
+        assert_eq!(a.subscriber_id, 1);
+        assert_eq!(a.credential, Credential::Voucher);
+        assert!(a.first_use);
+        assert_eq!(
+            a.username,
+            key().lookup_name("HX7KQ9MZ").unwrap().as_bytes()
+        );
+        assert_eq!(a.rate_limit, b"2M/4M");
+        // One hour online inside a day of validity: the hour.
+        assert_eq!(a.session_timeout, 3600);
+        assert_eq!(a.total_limit, None);
+        // The batch ends in 10 minutes: that is sooner than the hour.
+        let a = accept(authorize(&snap, &config, &hotspot("UNTIL600", None)));
+        assert_eq!(a.session_timeout, 600);
+        // No time allowance: the plan's duration (30 min) from now, and data as Total-Limit.
+        let a = accept(authorize(&snap, &config, &hotspot("DATA1GB7", None)));
+        assert_eq!(a.session_timeout, 1800);
+        assert_eq!(a.total_limit, Some(TotalLimit::from_bytes(1 << 30)));
+    }
+
+    #[test]
+    fn active_voucher_gets_what_is_left() {
+        let snap = voucher_snapshot();
+        let a = accept(authorize(
+            &snap,
+            &voucher_config(),
+            &hotspot("ACTIVE77", Some("")),
+        ));
+        assert!(!a.first_use);
+        // 1000 s of time left, 2 h of validity left.
+        assert_eq!(a.session_timeout, 1000);
+        assert_eq!(
+            a.total_limit,
+            Some(TotalLimit {
+                limit: 7,
+                gigawords: 5
+            })
+        );
+        let mut late = hotspot("ACTIVE77", None);
+        late.now = NOW + 7200 - 20;
+        assert_eq!(
+            accept(authorize(&snap, &voucher_config(), &late)).session_timeout,
+            20
+        );
+    }
+
+    #[test]
+    fn codes_may_be_typed_in_any_case_and_with_dashes() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        for typed in ["hx7kq9mz", "HX7K-Q9MZ", "hx7k-q9mz", "Hx7k-Q9Mz"] {
+            let a = accept(authorize(&snap, &config, &hotspot(typed, Some(typed))));
+            assert_eq!(a.subscriber_id, 1, "{typed}");
+            // The password may be typed differently from the username, too.
+            let a = accept(authorize(&snap, &config, &hotspot(typed, Some("HX7KQ9MZ"))));
+            assert_eq!(a.subscriber_id, 1, "{typed}");
+        }
+    }
+
+    #[test]
+    fn pap_password_must_be_the_code_or_empty() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        for password in [None, Some(""), Some("HX7KQ9MZ"), Some(" hx7k-q9mz ")] {
+            assert!(
+                matches!(
+                    authorize(&snap, &config, &hotspot("HX7KQ9MZ", password)),
+                    Decision::Accept(_)
+                ),
+                "{password:?}"
+            );
+        }
+        for password in ["HX7KQ9MY", "x", "HX7KQ9MZ!", "ACTIVE77"] {
+            assert_eq!(
+                authorize(&snap, &config, &hotspot("HX7KQ9MZ", Some(password))),
+                Decision::Reject(RejectReason::BadCredentials),
+                "{password}"
+            );
+        }
+    }
+
+    fn chap_response(ident: u8, secret: &[u8], challenge: &[u8]) -> [u8; 17] {
+        let mut out = [0u8; 17];
+        out[0] = ident;
+        let digest = Md5::new()
+            .chain_update([ident])
+            .chain_update(secret)
+            .chain_update(challenge)
+            .finalize();
+        out[1..].copy_from_slice(&digest);
+        out
+    }
+
+    #[test]
+    fn http_chap_answers_the_challenge_with_the_code_or_nothing() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        let challenge = [0x5c; 16];
+        for (typed, secret) in [
+            ("hx7k-q9mz", &b"hx7k-q9mz"[..]),
+            ("hx7k-q9mz", b"HX7KQ9MZ"),
+            ("HX7KQ9MZ", b""),
+        ] {
+            let response = chap_response(7, secret, &challenge);
+            assert!(
+                matches!(
+                    authorize(&snap, &config, &chap_input(typed, &response, &challenge)),
+                    Decision::Accept(_)
+                ),
+                "{typed} {secret:?}"
+            );
+        }
+        let wrong = chap_response(7, b"HX7KQ9MY", &challenge);
+        // A response to another challenge than the one sent.
+        let stale = chap_response(7, b"HX7KQ9MZ", &[0; 16]);
+        // Malformed CHAP-Passwords (not 17 bytes) are refused, not read out of bounds.
+        for password in [&wrong[..], &stale, b"", &[7; 16], &[7; 18]] {
+            assert_eq!(
+                authorize(
+                    &snap,
+                    &config,
+                    &chap_input("HX7KQ9MZ", password, &challenge)
+                ),
+                Decision::Reject(RejectReason::BadCredentials)
+            );
+        }
+    }
+
+    fn chap_input<'a>(
+        code: &'a str,
+        password: &'a [u8],
+        challenge: &'a [u8],
+    ) -> AuthorizeInput<'a> {
+        AuthorizeInput {
+            credentials: Credentials {
+                user_password: None,
+                chap: Some(Chap {
+                    password,
+                    challenge,
+                }),
+            },
+            ..hotspot(code, None)
+        }
+    }
+
+    #[test]
+    fn voucher_rejects_say_why_in_the_hotspot_words() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        let cases = [
+            ("EXPIRED7", RejectReason::VoucherExpired, "voucher expired"),
+            ("PASTEND7", RejectReason::VoucherExpired, "voucher expired"),
+            ("NODATA77", RejectReason::VoucherDataUsedUp, "data used up"),
+            ("NOTIME77", RejectReason::VoucherTimeUsedUp, "time used up"),
+            ("REVOKED7", RejectReason::VoucherRevoked, "voucher revoked"),
+            (
+                "INUSE777",
+                RejectReason::VoucherInUse,
+                "voucher in use on another device",
+            ),
+            (
+                "PPPOE777",
+                RejectReason::HotspotNotAllowed,
+                "Plan does not allow Hotspot",
+            ),
+        ];
+        for (code, reason, message) in cases {
+            assert_eq!(
+                authorize(&snap, &config, &hotspot(code, None)),
+                Decision::Reject(reason),
+                "{code}"
+            );
+            assert_eq!(reason.message(), message);
+        }
+        // Bound to the phone that used it first.
+        assert!(matches!(
+            authorize(&snap, &config, &hotspot("BOUND777", None)),
+            Decision::Accept(_)
+        ));
+        let other = AuthorizeInput {
+            calling_station_id: Some(b"02:11:22:33:44:56"),
+            ..hotspot("BOUND777", None)
+        };
+        assert_eq!(
+            authorize(&snap, &config, &other),
+            Decision::Reject(RejectReason::VoucherBound)
+        );
+        assert_eq!(
+            RejectReason::VoucherBound.message(),
+            "voucher bound to another device"
+        );
+        // The bound MAC is no MAC login.
+        assert_eq!(
+            authorize(&snap, &config, &hotspot("02:11:22:33:44:55", None)),
+            Decision::NotFound
+        );
+    }
+
+    #[test]
+    fn a_lookup_name_never_logs_in() {
+        let snap = voucher_snapshot();
+        let name = key().lookup_name("HX7KQ9MZ").unwrap();
+        assert!(snap.subscriber_by_username(name.as_bytes()).is_some());
+        assert_eq!(
+            authorize(&snap, &voucher_config(), &hotspot(&name, Some(""))),
+            Decision::NotFound
+        );
+        let reject = Config {
+            unknown_user: UnknownUser::Reject,
+            ..voucher_config()
+        };
+        assert_eq!(
+            authorize(&snap, &reject, &hotspot(&name, None)),
+            Decision::Reject(RejectReason::UnknownUser)
+        );
+    }
+
+    #[test]
+    fn without_a_key_vouchers_are_off_and_subscribers_come_first() {
+        let snap = voucher_snapshot();
+        assert_eq!(
+            authorize(&snap, &Config::default(), &hotspot("HX7KQ9MZ", None)),
+            Decision::NotFound
+        );
+        // An unknown code is an unknown user.
+        assert_eq!(
+            authorize(&snap, &voucher_config(), &hotspot("NOSUCH77", None)),
+            Decision::NotFound
+        );
+        // A subscriber whose username is code-shaped is that subscriber, password and all.
+        let a = accept(authorize(&snap, &voucher_config(), &input("ZX9QWERT")));
+        assert_eq!(a.credential, Credential::Password(b"pw-ZX9QWERT"));
+    }
+
+    #[test]
+    fn vouchers_are_journaled_under_their_lookup_name() {
+        let snap = voucher_snapshot();
+        let config = voucher_config();
+        let name = key().lookup_name("HX7KQ9MZ").unwrap();
+        let j = journal_name(&snap, &config, b"hx7k-q9mz");
+        assert_eq!(j.username, name.as_bytes());
+        assert!(j.unused_voucher);
+        let j = journal_name(&snap, &config, b"ACTIVE77");
+        assert_eq!(
+            j.username,
+            key().lookup_name("ACTIVE77").unwrap().as_bytes()
+        );
+        assert!(!j.unused_voucher);
+        for as_sent in [&b"ZX9QWERT"[..], b"NOSUCH77", b"alice", name.as_bytes()] {
+            let j = journal_name(&snap, &config, as_sent);
+            assert_eq!(j.username, as_sent);
+            assert!(!j.unused_voucher);
+        }
+        assert_eq!(
+            journal_name(&snap, &Config::default(), b"HX7KQ9MZ").username,
+            b"HX7KQ9MZ"
+        );
+        assert_eq!(VOUCHER_FIRST_USE, "voucher first use");
     }
 }

@@ -153,6 +153,9 @@ pub(crate) struct Stack {
     /// may be someone's).
     coa_sink: UdpSocket,
     mpesa: Option<String>,
+    /// The voucher key both the daemon (`JASIYO_VOUCHER_KEY_FILE`) and radiusd
+    /// (`voucher_key_file`) read, for tests that compute voucher lookup names.
+    pub(crate) voucher_key: jasiyo_snapshot::voucher::VoucherKey,
 }
 
 pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
@@ -197,6 +200,7 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         .collect(),
         coa_sink: free_udp_socket(),
         mpesa: options.mpesa.clone(),
+        voucher_key: write_voucher_key(&voucher_key_path(dir.path())),
     };
     let tmp = dir.path().to_path_buf();
     stack.dir = Some(dir);
@@ -260,6 +264,8 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
             .arg(tmp.join("snapshot"))
             .arg("--journal")
             .arg(journal_path(&tmp))
+            .arg("--voucher-key-file")
+            .arg(voucher_key_path(&tmp))
             .arg("--module")
             .arg(&module),
         "scripts/make-raddb.sh",
@@ -610,11 +616,29 @@ fn journal_path(tmp: &Path) -> PathBuf {
     tmp.join("journal/accounting.journal")
 }
 
+/// The voucher key file of the stack in `tmp`.
+fn voucher_key_path(tmp: &Path) -> PathBuf {
+    tmp.join("voucher.key")
+}
+
+/// Writes a fresh voucher key file readable by radiusd's group, as the daemon would.
+fn write_voucher_key(path: &Path) -> jasiyo_snapshot::voucher::VoucherKey {
+    let hex = random_hex(32);
+    fs::write(path, format!("{hex}\n")).expect("write voucher key");
+    chmod(path, 0o640);
+    run_ok(
+        Command::new("chgrp").arg("freerad").arg(path),
+        "chgrp freerad voucher.key",
+    );
+    jasiyo_snapshot::voucher::VoucherKey::from_hex(&hex).expect("valid key")
+}
+
 fn daemon_command(bin: &Path, db_url: &str, tmp: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env("DATABASE_URL", db_url)
         .env("JASIYO_SNAPSHOT_DIR", tmp.join("snapshot"))
         .env("JASIYO_JOURNAL_PATH", journal_path(tmp))
+        .env("JASIYO_VOUCHER_KEY_FILE", voucher_key_path(tmp))
         .env("JASIYO_SNAPSHOT_GROUP", "freerad")
         .env("JASIYO_LOG", "info")
         // RFC 5080's schedule (2 s doubling to 16 s, 30 s per exchange, rounds a minute

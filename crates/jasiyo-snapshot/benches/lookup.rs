@@ -20,6 +20,7 @@ fn entries() -> (Vec<PlanEntry>, Vec<SubscriberEntry>) {
         service: Service::Both,
         simultaneous_use: std::num::NonZeroU32::new(1),
         fup_rate_limit: Some("512k/512k".into()),
+        duration_seconds: 30 * 86_400,
     }];
     let subscribers = (0..SUBSCRIBERS)
         .map(|i| SubscriberEntry {
@@ -37,6 +38,7 @@ fn entries() -> (Vec<PlanEntry>, Vec<SubscriberEntry>) {
             data_remaining_bytes: (i % 3 == 0).then_some(5 << 30),
             time_remaining_seconds: (i % 5 == 0).then_some(3600),
             open_sessions: (i % 2) as u32,
+            unused: false,
         })
         .collect();
     (plans, subscribers)

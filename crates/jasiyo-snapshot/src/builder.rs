@@ -8,6 +8,7 @@ use zerocopy::little_endian::{I64, U16, U32, U64};
 
 use crate::error::BuildError;
 use crate::format::{self, Header, PlanRecord, RouterRecord, Section, StrRef, SubscriberRecord};
+use crate::voucher::is_lookup_name;
 
 /// Which services a plan may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,8 @@ pub struct PlanEntry {
     /// `Mikrotik-Rate-Limit` once the data allowance is used up (fair-use policy), already
     /// validated; `None`: a subscriber with no data left is rejected.
     pub fup_rate_limit: Option<String>,
+    /// The plan's validity in seconds: an unused voucher's time from its first use.
+    pub duration_seconds: u64,
 }
 
 /// A router (NAS) as FreeRADIUS's dynamic-clients lookup needs it.
@@ -110,6 +113,9 @@ pub struct SubscriberEntry {
     pub time_remaining_seconds: Option<u64>,
     /// Accounting sessions open now (stored saturating at `u16::MAX`, far above any limit).
     pub open_sessions: u32,
+    /// A voucher not used yet (`activated_at` NULL): its validity starts at its first login,
+    /// so `expires_at` is only the latest day it may start.
+    pub unused: bool,
 }
 
 /// Accumulates strings and hands out references into the strings section.
@@ -267,6 +273,7 @@ fn build_file(
             rate_limit: strings.push(&plan.rate_limit)?,
             ip_pool: strings.push_opt(plan.ip_pool.as_deref())?,
             fup_rate_limit: strings.push_opt(plan.fup_rate_limit.as_deref())?,
+            duration_seconds: U64::new(plan.duration_seconds),
             simultaneous_use: U32::new(plan.simultaneous_use.map_or(0, NonZeroU32::get)),
             service: plan.service.code(),
             flags,
@@ -304,7 +311,14 @@ fn build_file(
 
     // Subscribers and their two indexes.
     let mut username_slots = vec![0u64; format::index_slots(subscribers.len())];
-    let mac_count = subscribers.iter().filter(|s| s.mac.is_some()).count();
+    // A voucher's MAC is the device it is bound to, a check at login and not a login of its
+    // own: out of the MAC index, so a hotspot's MAC login never logs a device in on a voucher
+    // and two vouchers bought on the same phone do not collide.
+    let mac_login = |s: &SubscriberEntry| s.mac.filter(|_| !is_lookup_name(s.username.as_bytes()));
+    let mac_count = subscribers
+        .iter()
+        .filter(|s| mac_login(s).is_some())
+        .count();
     let mut mac_slots = vec![0u64; format::index_slots(mac_count)];
     let mut subscriber_records = Vec::with_capacity(subscribers.len());
     for (index, subscriber) in subscribers.iter().enumerate() {
@@ -325,15 +339,20 @@ fn build_file(
             return Err(BuildError::DuplicateUsername(subscriber.username.clone()));
         }
         let mut flags = 0;
-        if let Some(mac) = subscriber.mac {
+        if let Some(mac) = mac_login(subscriber) {
             let duplicate =
                 index_insert(&mut mac_slots, format::index_hash(&mac), index, |other| {
-                    subscribers[other].mac == Some(mac)
+                    mac_login(&subscribers[other]) == Some(mac)
                 })?;
             if duplicate.is_some() {
                 return Err(BuildError::DuplicateMac(mac));
             }
+        }
+        if subscriber.mac.is_some() {
             flags |= format::SUBSCRIBER_HAS_MAC;
+        }
+        if subscriber.unused {
+            flags |= format::SUBSCRIBER_UNUSED;
         }
         if subscriber.static_ip.is_some() {
             flags |= format::SUBSCRIBER_HAS_STATIC_IP;

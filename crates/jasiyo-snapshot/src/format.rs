@@ -1,5 +1,6 @@
-//! The on-disk layout, version 2 (version 1 had no allowances of time, FUP rate,
-//! simultaneous-use limit or open-session count).
+//! The on-disk layout, version 3 (version 1 had no allowances of time, FUP rate,
+//! simultaneous-use limit or open-session count; version 2 no plan duration, no unused-voucher
+//! flag, and 32 inline bytes, too few for a voucher's 33-byte lookup name).
 //!
 //! ```text
 //! +--------------------+ 0
@@ -10,6 +11,7 @@
 //! | subscribers        |   [SubscriberRecord; n]
 //! | username index     |   [u64; 2^k]             open addressing, xxh3-64 of the username
 //! | MAC index          |   [u64; 2^k]             open addressing, xxh3-64 of the 6 MAC bytes
+//! |                    |                          (MAC logins only: not vouchers' bound MACs)
 //! | strings            |   bytes referenced by StrRef {offset, len}
 //! | overridden ids     |   [i64; n]               sorted; overlays only (see below)
 //! +--------------------+ file_len
@@ -45,7 +47,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// First eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"JASIYOSN";
 /// The format version this crate reads and writes. Any other value is refused.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of [`Header`] in bytes.
 pub const HEADER_LEN: usize = 256;
 /// Byte offset of [`Header::checksum`], skipped when hashing.
@@ -123,6 +125,8 @@ pub struct PlanRecord {
     pub rate_limit: StrRef,
     pub ip_pool: StrRef,
     pub fup_rate_limit: StrRef,
+    /// The plan's validity: for an unused voucher, how long it stays valid from its first use.
+    pub duration_seconds: U64,
     /// Most open sessions a subscriber of this plan may have; 0: unlimited.
     pub simultaneous_use: U32,
     pub service: u8,
@@ -163,8 +167,12 @@ pub const SUBSCRIBER_DATA_LIMITED: u8 = 4;
 pub const SUBSCRIBER_INLINE_STRINGS: u8 = 8;
 /// [`SubscriberRecord::time_remaining_seconds`] applies (without it time is unlimited).
 pub const SUBSCRIBER_TIME_LIMITED: u8 = 16;
-/// Room for username + password inside a subscriber record.
-pub const INLINE_LEN: usize = 32;
+/// A voucher nobody has logged in with yet: its validity starts at its first accepted login,
+/// and `expires_at` is only the batch's last day of validity.
+pub const SUBSCRIBER_UNUSED: u8 = 32;
+/// Room for username + password inside a subscriber record: a voucher's lookup name (33
+/// bytes, empty password) fits, so voucher lookups cost no more than anybody else's.
+pub const INLINE_LEN: usize = 40;
 
 #[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
@@ -194,9 +202,9 @@ const _: () = assert!(std::mem::offset_of!(Header, checksum) == CHECKSUM_OFFSET)
 const _: () = assert!(std::mem::offset_of!(Header, base_generation) == BASE_GENERATION_OFFSET);
 const _: () = assert!(size_of::<Section>() == 16);
 const _: () = assert!(size_of::<StrRef>() == 8);
-const _: () = assert!(size_of::<PlanRecord>() == 40);
+const _: () = assert!(size_of::<PlanRecord>() == 48);
 const _: () = assert!(size_of::<RouterRecord>() == 64);
-const _: () = assert!(size_of::<SubscriberRecord>() == 104);
+const _: () = assert!(size_of::<SubscriberRecord>() == 112);
 const _: () = assert!(align_of::<Header>() == 1 && align_of::<SubscriberRecord>() == 1);
 
 /// The hash both sides use for the indexes. Part of the format: changing it is a new version.

@@ -622,6 +622,7 @@ impl std::fmt::Debug for SubscriberView<'_> {
             .field("username", &String::from_utf8_lossy(self.username()))
             .field("status", &self.status())
             .field("expires_at", &self.expires_at())
+            .field("unused", &self.unused())
             .finish_non_exhaustive()
     }
 }
@@ -687,6 +688,12 @@ impl<'a> SubscriberView<'a> {
             .then(|| self.record.time_remaining_seconds.get())
     }
 
+    /// A voucher nobody has logged in with yet: its validity (the plan's duration) starts at
+    /// its first accepted login, and [`Self::expires_at`] is the latest that may happen.
+    pub fn unused(&self) -> bool {
+        self.record.flags & format::SUBSCRIBER_UNUSED != 0
+    }
+
     /// Accounting sessions open when the daemon published this record (saturated at
     /// `u16::MAX`). Lags reality by the accounting round trip: a login is counted once its
     /// Accounting-Start has reached the daemon.
@@ -732,6 +739,11 @@ impl<'a> PlanView<'a> {
     /// Which services the plan may be used for.
     pub fn service(&self) -> Service {
         Service::from_code(self.record.service).unwrap_or(Service::Both)
+    }
+
+    /// The plan's validity in seconds (an unused voucher's, from its first use).
+    pub fn duration_seconds(&self) -> u64 {
+        self.record.duration_seconds.get()
     }
 
     /// Most sessions a subscriber may have open at once; `None`: unlimited.

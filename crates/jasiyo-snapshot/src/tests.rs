@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proptest::prelude::*;
+use zerocopy::FromBytes;
 
 use super::*;
 
@@ -16,6 +17,7 @@ fn plan(id: i64, service: Service) -> PlanEntry {
         service,
         simultaneous_use: std::num::NonZeroU32::new((id % 7) as u32),
         fup_rate_limit: (id % 2 == 1).then(|| format!("{id}k/{id}k")),
+        duration_seconds: 3600 * id as u64,
     }
 }
 
@@ -36,6 +38,7 @@ fn subscriber(id: i64, plan_id: i64) -> SubscriberEntry {
         data_remaining_bytes: (id % 7 == 0).then_some(id as u64 * 1000),
         time_remaining_seconds: (id % 6 == 0).then_some(id as u64 * 60),
         open_sessions: (id % 4) as u32,
+        unused: id % 8 == 3,
     }
 }
 
@@ -88,6 +91,7 @@ fn round_trip_keeps_every_field() {
             expected.time_remaining_seconds
         );
         assert_eq!(u32::from(found.open_sessions()), expected.open_sessions);
+        assert_eq!(found.unused(), expected.unused);
         assert_eq!(found.plan().unwrap().id(), expected.plan_id);
         if let Some(mac) = expected.mac {
             assert_eq!(snapshot.subscriber_by_mac(mac).unwrap().id(), id);
@@ -106,6 +110,7 @@ fn round_trip_keeps_every_field() {
     assert_eq!(plan2.service(), Service::Hotspot);
     assert_eq!(plan2.simultaneous_use().map(|n| n.get()), Some(2));
     assert_eq!(plan2.fup_rate_limit(), None);
+    assert_eq!(plan2.duration_seconds(), 7200);
     let plan7 = snapshot.plan_by_id(7).unwrap();
     assert_eq!(plan7.ip_pool(), None);
     assert_eq!(plan7.simultaneous_use(), None);
@@ -143,6 +148,45 @@ fn empty_snapshot_is_valid() {
             .router_by_ip("127.0.0.1".parse().unwrap())
             .is_none()
     );
+}
+
+#[test]
+fn vouchers_are_found_by_lookup_name_inline_and_their_macs_are_no_logins() {
+    let key = voucher::VoucherKey::from_hex(&"3c".repeat(32)).unwrap();
+    let name = key.lookup_name("AB7K-Q9XZ").unwrap();
+    let bound = [0x02, 0xAA, 0, 0, 0, 1];
+    let voucher = |id: i64, name: String, mac| SubscriberEntry {
+        username: name,
+        password: String::new(),
+        mac,
+        unused: id == 1,
+        ..subscriber(id, 1)
+    };
+    let subscribers = [
+        voucher(1, name.clone(), None),
+        voucher(2, key.lookup_name("OTHER777").unwrap(), Some(bound)),
+        // A second voucher on the same phone: no MAC-index collision.
+        voucher(3, key.lookup_name("THIRD777").unwrap(), Some(bound)),
+    ];
+    let bytes = build_snapshot(1, 0, &[plan(1, Service::Hotspot)], &[], &subscribers).unwrap();
+    let snapshot = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let found = snapshot.subscriber_by_username(name.as_bytes()).unwrap();
+    assert_eq!(found.id(), 1);
+    assert!(found.unused());
+    assert_eq!(found.password(), b"");
+    // The lookup name and its empty password live inside the record: no strings section.
+    let header = format::Header::ref_from_prefix(&bytes).unwrap().0;
+    assert_eq!(
+        header.sections[format::SECTION_STRINGS].len.get(),
+        10,
+        "plan strings only"
+    );
+    let second = snapshot
+        .subscriber_by_username(key.lookup_name("other-777").unwrap().as_bytes())
+        .unwrap();
+    assert!(!second.unused());
+    assert_eq!(second.mac(), Some(bound));
+    assert!(snapshot.subscriber_by_mac(bound).is_none());
 }
 
 #[test]
@@ -220,12 +264,13 @@ fn wrong_magic_and_version_are_refused() {
         Err(SnapshotError::BadMagic)
     ));
     let mut bytes = sample(1, 5);
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    // A version-2 file (before vouchers) is refused, not misread.
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     assert!(matches!(
         Snapshot::from_bytes(bytes),
         Err(SnapshotError::VersionMismatch {
-            expected: 2,
-            found: 1
+            expected: 3,
+            found: 2
         })
     ));
 }
@@ -307,6 +352,7 @@ proptest! {
             data_remaining_bytes: allowance,
             time_remaining_seconds: time,
             open_sessions: open,
+            unused: false,
         }).collect();
         let snapshot = Snapshot::from_bytes(build_snapshot(9, 0, &plans, &[], &entries).unwrap()).unwrap();
         for entry in &entries {

@@ -130,7 +130,8 @@ impl VoucherKey {
 /// Writes the canonical form of a code as typed into `out` and returns its length: ASCII
 /// letters upper-cased, spaces and dashes (which printed codes may be grouped with) dropped,
 /// surrounding whitespace ignored. None unless the rest is 4 to 32 ASCII letters and digits.
-fn normalize_into(code: &[u8], out: &mut [u8; 32]) -> Option<usize> {
+/// Does not allocate (rlm_jasiyo compares a PAP password with the code through it).
+pub fn normalize_into(code: &[u8], out: &mut [u8; 32]) -> Option<usize> {
     let mut len = 0;
     for &b in code.trim_ascii() {
         match b {

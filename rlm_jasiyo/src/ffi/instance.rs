@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use jasiyo::freeradius as fr;
+use jasiyo_snapshot::voucher::{VoucherKey, VoucherKeyError};
 use jasiyo_snapshot::{LoadMode, SnapshotError, SnapshotReader};
 
 use super::guard::guard;
@@ -28,6 +29,8 @@ pub(super) struct Instance {
     pub dynamic_clients: bool,
     /// `journal` (PW_TYPE_STRING, optional): the accounting journal billing-daemon creates.
     pub journal: *const c_char,
+    /// `voucher_key_file` (PW_TYPE_STRING, optional): the key voucher lookup names derive from.
+    pub voucher_key_file: *const c_char,
     /// Set by instantiate, freed by detach: the Rust side of this instance.
     pub state: *mut State,
 }
@@ -63,6 +66,8 @@ pub(super) enum ModuleError {
     NoRawPacket,
     /// The record could not be journaled.
     Journal(JournalFailure),
+    /// `voucher_key_file` is set but unreadable or malformed.
+    VoucherKey(VoucherKeyError),
 }
 
 impl ModuleError {
@@ -95,6 +100,11 @@ impl fmt::Display for ModuleError {
                  not journaled",
             ),
             Self::Journal(failure) => write!(f, "accounting not recorded: {failure}"),
+            Self::VoucherKey(error) => write!(
+                f,
+                "voucher_key_file: {error} (billing-daemon creates it; radiusd's user must be \
+                 able to read it; leave the item out to turn vouchers off)"
+            ),
         }
     }
 }
@@ -152,11 +162,12 @@ unsafe fn instance_name(cs: *mut fr::CONF_SECTION) -> String {
 /// `inst` is the parsed instance block and the dictionary is loaded (instantiate time).
 unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleError> {
     // SAFETY: string items are null or talloc strings owned by the instance block.
-    let (dir, unknown, journal) = unsafe {
+    let (dir, unknown, journal, voucher_key_file) = unsafe {
         (
             config_str(inst.snapshot_dir),
             config_str(inst.unknown_user),
             config_str(inst.journal),
+            config_str(inst.voucher_key_file),
         )
     };
     let dir = dir
@@ -185,6 +196,21 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
                 .map(LazyJournal::new)
                 .map_err(|_| ModuleError::Config("journal must be a UTF-8 path".into()))?,
         ),
+    };
+    // Only the instance that authorizes users needs the key; a bad one fails instantiate, so
+    // a typo does not silently turn every voucher into an unknown user.
+    let vouchers = match voucher_key_file.map(CStr::to_str) {
+        _ if inst.dynamic_clients => None,
+        None => None,
+        Some(Ok("")) => None,
+        Some(Ok(path)) => {
+            Some(VoucherKey::load(std::path::Path::new(path)).map_err(ModuleError::VoucherKey)?)
+        }
+        Some(Err(_)) => {
+            return Err(ModuleError::Config(
+                "voucher_key_file must be a UTF-8 path".into(),
+            ));
+        }
     };
     let dir = PathBuf::from(dir);
     // The subscriber instance copies a large base into huge-page memory for fast lookups;
@@ -237,11 +263,19 @@ unsafe fn build_state(inst: &Instance, label: String) -> Result<State, ModuleErr
             &format!("{label}: no journal configured: accounting returns noop"),
         );
     }
+    if !inst.dynamic_clients {
+        let status = match (&vouchers, voucher_key_file) {
+            (Some(_), Some(path)) => format!("vouchers on (key file {})", path.to_string_lossy()),
+            _ => "no voucher_key_file: vouchers off".to_owned(),
+        };
+        log::global(fr::L_INFO, &format!("{label}: {status}"));
+    }
     Ok(State {
         label,
         config: Config {
             unknown_user,
             acct_interim_interval: interval,
+            vouchers,
         },
         dynamic_clients: inst.dynamic_clients,
         reader,

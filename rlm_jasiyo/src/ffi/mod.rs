@@ -33,7 +33,7 @@ unsafe impl Sync for ModuleExport {}
 
 /// The configuration table (`CONF_PARSER[]`), terminated by `{NULL, -1, 0, NULL, NULL}`.
 #[repr(transparent)]
-struct ConfigTable([fr::CONF_PARSER; 6]);
+struct ConfigTable([fr::CONF_PARSER; 7]);
 
 // SAFETY: read-only for the whole process lifetime; the pointers are to 'static C strings.
 unsafe impl Sync for ConfigTable {}
@@ -80,6 +80,14 @@ static CONFIG: ConfigTable = ConfigTable([
         name: c"journal".as_ptr(),
         type_: conf_type(fr::PW_TYPE_STRING, 0),
         offset: offset_of!(Instance, journal),
+        data: ptr::null_mut(),
+        dflt: ptr::null(),
+    },
+    fr::CONF_PARSER {
+        // Optional: without it vouchers are off.
+        name: c"voucher_key_file".as_ptr(),
+        type_: conf_type(fr::PW_TYPE_STRING, 0),
+        offset: offset_of!(Instance, voucher_key_file),
         data: ptr::null_mut(),
         dflt: ptr::null(),
     },

@@ -13,8 +13,8 @@ use super::instance::{ModuleError, State, state};
 use super::log;
 use super::pairs::{List, Value, pair_bytes, pair_integer, request_pair};
 use crate::policy::{
-    self, Accept, Address, AuthorizeInput, ClientDecision, Credential, Decision, RejectReason,
-    ServiceKind,
+    self, Accept, Address, AuthorizeInput, Chap, ClientDecision, Credential, Credentials, Decision,
+    RejectReason, ServiceKind,
 };
 
 /// The Message-Authenticator placeholder; the server computes the real HMAC-MD5 when it
@@ -206,6 +206,7 @@ unsafe fn journal_auth_result(state: &State, request: *mut fr::REQUEST, reply: L
         // SAFETY: only called on string attributes below.
         String::from_utf8_lossy(unsafe { pair_bytes(vp) }).into_owned()
     };
+    let snapshot = state.reader.current();
     // SAFETY: caller contract; User-Name, NAS-Identifier, Calling-Station-Id and
     // Reply-Message are string attributes, copied before the callback returns.
     let record = unsafe {
@@ -218,17 +219,19 @@ unsafe fn journal_auth_result(state: &State, request: *mut fr::REQUEST, reply: L
             return;
         };
         let port = (*request).packet.as_ref().map_or(0, |p| p.src_port);
+        let user_name = request_pair(request, attrs.user_name).map_or(&[][..], |vp| pair_bytes(vp));
+        // A voucher is journaled under its lookup name: its code never reaches the database.
+        let name = policy::journal_name(&snapshot, &state.config, user_name);
         JournalRecord::AuthResult {
             at_ms: unix_now_ms(),
             source: SocketAddr::new(ip, port),
-            username: request_pair(request, attrs.user_name)
-                .map(text)
-                .unwrap_or_default(),
+            username: String::from_utf8_lossy(name.username).into_owned(),
             nas_identifier: request_pair(request, attrs.nas_identifier).map(text),
             calling_station_id: request_pair(request, attrs.calling_station_id).map(text),
             accepted,
             reason: if accepted {
-                None
+                name.unused_voucher
+                    .then(|| policy::VOUCHER_FIRST_USE.to_owned())
             } else {
                 reply.find(attrs.reply_message).map(text)
             },
@@ -293,7 +296,7 @@ unsafe fn authorize_user(
     // SAFETY: the request is live; each attribute is read with the accessor of its dictionary
     // type (User-Name and Calling-Station-Id: string; Service-Type and Framed-Protocol:
     // integer), and the borrowed bytes are used only within this callback.
-    let (username, calling_station_id, service) = unsafe {
+    let (username, calling_station_id, service, credentials) = unsafe {
         let Some(user_name) = request_pair(request, attrs.user_name) else {
             return Ok(fr::RLM_MODULE_NOOP);
         };
@@ -306,6 +309,7 @@ unsafe fn authorize_user(
             pair_bytes(user_name),
             request_pair(request, attrs.calling_station_id).map(|vp| pair_bytes(vp)),
             service,
+            credentials(state, request),
         )
     };
     let input = AuthorizeInput {
@@ -313,6 +317,7 @@ unsafe fn authorize_user(
         service,
         calling_station_id,
         now: unix_now(),
+        credentials,
     };
     let snapshot = state.reader.current();
     let decision = policy::authorize(&snapshot, &state.config, &input);
@@ -378,16 +383,46 @@ unsafe fn authorize_user(
     }
 }
 
+/// The request's PAP or CHAP credentials (vouchers' are checked by the module).
+///
+/// # Safety
+/// `request` is the live request of the current authorize callback; the borrowed bytes are
+/// used only within it.
+unsafe fn credentials<'r>(state: &State, request: *mut fr::REQUEST) -> Credentials<'r> {
+    let attrs = &state.attrs;
+    // SAFETY: caller contract; User-Password is a string attribute (radiusd decrypted it on
+    // receipt), CHAP-Password and CHAP-Challenge octets; the packet's vector is 16 bytes it
+    // owns.
+    unsafe {
+        let chap = request_pair(request, attrs.chap_password).map(|vp| Chap {
+            password: pair_bytes(vp),
+            challenge: match request_pair(request, attrs.chap_challenge) {
+                Some(challenge) => pair_bytes(challenge),
+                // RFC 2865 §5.3: without CHAP-Challenge the Request Authenticator is it.
+                None => (*request)
+                    .packet
+                    .as_ref()
+                    .map_or(&[][..], |packet| &packet.vector[..]),
+            },
+        });
+        Credentials {
+            user_password: request_pair(request, attrs.user_password).map(|vp| pair_bytes(vp)),
+            chap,
+        }
+    }
+}
+
 fn describe(accept: &Accept<'_>, user_name: &[u8]) -> String {
     format!(
         "accept \"{}\" (subscriber {} \"{}\"{}): Session-Timeout {}, Mikrotik-Rate-Limit \"{}\"{}",
         String::from_utf8_lossy(user_name),
         accept.subscriber_id,
         String::from_utf8_lossy(accept.username),
-        if accept.credential == Credential::MacLogin {
-            ", MAC login"
-        } else {
-            ""
+        match (accept.credential, accept.first_use) {
+            (Credential::MacLogin, _) => ", MAC login",
+            (Credential::Voucher, true) => ", voucher, first use",
+            (Credential::Voucher, false) => ", voucher",
+            (Credential::Password(_), _) => "",
         },
         accept.session_timeout,
         String::from_utf8_lossy(accept.rate_limit),
@@ -419,7 +454,7 @@ unsafe fn apply_accept(
                 fr::T_OP_SET,
                 Value::Text(password),
             )?,
-            Credential::MacLogin => control.set(
+            Credential::MacLogin | Credential::Voucher => control.set(
                 attrs.auth_type,
                 fr::T_OP_SET,
                 Value::Integer(fr::JASIYO_PW_AUTH_TYPE_ACCEPT as u32),
