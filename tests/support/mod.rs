@@ -616,6 +616,8 @@ fn daemon_command(bin: &Path, db_url: &str, tmp: &Path) -> Command {
         .env("JASIYO_SNAPSHOT_DIR", tmp.join("snapshot"))
         .env("JASIYO_JOURNAL_PATH", journal_path(tmp))
         .env("JASIYO_SNAPSHOT_GROUP", "freerad")
+        // The daemon creates it on first start; radiusd's module must read the same file.
+        .env("JASIYO_VOUCHER_KEY_FILE", tmp.join("voucher.key"))
         .env("JASIYO_LOG", "info")
         // RFC 5080's schedule (2 s doubling to 16 s, 30 s per exchange, rounds a minute
         // apart) shortened, so a test of a silent router ends in seconds.

@@ -49,6 +49,11 @@ impl Reply {
     }
 }
 
+/// The voucher key of the tests' daemon.
+pub fn voucher_key() -> jasiyo_snapshot::voucher::VoucherKey {
+    jasiyo_snapshot::voucher::VoucherKey::from_hex(&"5a".repeat(32)).unwrap()
+}
+
 /// The handlers' state for a test: no journal, a detached publisher, and M-Pesa if given.
 pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> AppState {
     AppState {
@@ -61,6 +66,10 @@ pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> A
         },
         journal: None,
         mpesa,
+        vouchers: Some(billing_daemon::vouchers::VoucherConfig {
+            key: voucher_key(),
+            isp_name: "Mtaani Net".to_owned(),
+        }),
     }
 }
 
@@ -162,7 +171,9 @@ impl TestApp {
 /// Applies `events` as one batch in a transaction of its own, committed.
 pub async fn apply(pool: &PgPool, events: &[AccountingEvent]) -> IngestStats {
     let mut tx = pool.begin().await.unwrap();
-    let stats = apply_batch(&mut tx, events).await.unwrap();
+    let stats = apply_batch(&mut tx, events, Some(&voucher_key()))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     stats
 }
