@@ -2,6 +2,7 @@
 //! with `tower::ServiceExt::oneshot` (no socket).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod nas;
 pub mod pay;
 
 use axum::body::Body;
@@ -118,7 +119,8 @@ impl TestApp {
         Reply {
             status,
             content_type,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
+            // Lossy: a PDF has binary bytes (its text is ASCII).
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
