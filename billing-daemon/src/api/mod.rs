@@ -97,6 +97,15 @@ pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiEr
     Ok(l)
 }
 
+/// A report's days: `to` defaults to today (UTC), `from` to 30 days before `to`.
+pub(crate) fn days(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let to = to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    (from.unwrap_or(to - chrono::Duration::days(30)), to)
+}
+
 /// The id of the subscriber a path or body names by username, or 404.
 pub(crate) async fn subscriber_id<'e>(
     db: impl sqlx::PgExecutor<'e>,

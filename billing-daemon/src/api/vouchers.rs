@@ -415,7 +415,7 @@ pub struct SalesQuery {
 }
 
 /// Voucher sales of one package on one day.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct SalesDay {
     /// UTC day.
     pub day: NaiveDate,
@@ -442,8 +442,7 @@ pub async fn sales(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<SalesQuery>,
 ) -> Result<ApiJson<Vec<SalesDay>>, ApiError> {
-    let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = q.from.unwrap_or(to - chrono::Duration::days(30));
+    let (from, to) = super::days(q.from, q.to);
     if from > to {
         return Err(ApiError::Validation("from must not be after to".to_owned()));
     }
@@ -452,7 +451,7 @@ pub async fn sales(
             "at most 366 days at a time".to_owned(),
         ));
     }
-    let rows = sqlx::query(
+    let out = sqlx::query_as::<_, SalesDay>(
         "WITH a AS ( \
            SELECT (s.activated_at AT TIME ZONE 'UTC')::date AS day, b.plan_id, count(*) AS n, \
                   sum(COALESCE(b.price_kes, p.price_kes))::bigint AS kes \
@@ -467,9 +466,9 @@ pub async fn sales(
              FROM voucher_batches b JOIN plans p ON p.id = b.plan_id \
             WHERE b.origin = 'portal' AND b.created_at >= $1::date AND b.created_at < $2::date + 1 \
             GROUP BY 1, 2) \
-         SELECT COALESCE(a.day, q.day) AS day, p.id AS plan_id, p.name, \
-                COALESCE(a.n, 0) AS an, COALESCE(a.kes, 0) AS akes, \
-                COALESCE(q.n, 0) AS qn, COALESCE(q.kes, 0) AS qkes \
+         SELECT COALESCE(a.day, q.day) AS day, p.id AS plan_id, p.name AS plan_name, \
+                COALESCE(a.n, 0) AS activated, COALESCE(a.kes, 0) AS activated_kes, \
+                COALESCE(q.n, 0) AS portal_sold, COALESCE(q.kes, 0) AS portal_kes \
            FROM a FULL JOIN q ON q.day = a.day AND q.plan_id = a.plan_id \
            JOIN plans p ON p.id = COALESCE(a.plan_id, q.plan_id) \
           ORDER BY 1 DESC, 3",
@@ -478,19 +477,5 @@ pub async fn sales(
     .bind(to)
     .fetch_all(&st.pool)
     .await?;
-    let out = rows
-        .iter()
-        .map(|r| {
-            Ok(SalesDay {
-                day: r.try_get("day")?,
-                plan_id: r.try_get("plan_id")?,
-                plan_name: r.try_get("name")?,
-                activated: r.try_get("an")?,
-                activated_kes: r.try_get("akes")?,
-                portal_sold: r.try_get("qn")?,
-                portal_kes: r.try_get("qkes")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
     Ok(ApiJson(out))
 }
