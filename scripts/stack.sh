@@ -21,6 +21,8 @@
 #   JASIYO_JOURNAL_CAPACITY its size, fixed when created [64M]
 #   JASIYO_RADIUS_AUTH_PORT / JASIYO_RADIUS_ACCT_PORT  radiusd ports [51812/51813]
 #   JASIYO_LOG              daemon log filter [info]
+#   JASIYO_VOUCHER_KEY_FILE hotspot voucher key, read by the daemon (which creates it)
+#                           and by radiusd's jasiyo module [.jasiyo/voucher.key]
 #   JASIYO_BACKGROUND_NICE  CPU nice value of billing-daemon and the private
 #                           cluster (radiusd keeps 0) [10]
 set -euo pipefail
@@ -38,6 +40,9 @@ listen=${JASIYO_LISTEN:-127.0.0.1:58080}
 snapshot_dir=${JASIYO_SNAPSHOT_DIR:-$state/snapshot}
 snapshot_group=${JASIYO_SNAPSHOT_GROUP:-freerad}
 journal_path=${JASIYO_JOURNAL_PATH:-$state/journal/accounting.journal}
+# The one voucher key file: billing-daemon creates it on first start (mode 0640, the snapshot
+# group); the jasiyo module's voucher_key_file must name the same path.
+voucher_key_file=${JASIYO_VOUCHER_KEY_FILE:-$state/voucher.key}
 # radiusd answers from the snapshot and the journal; the daemon and Postgres do the
 # bookkeeping behind it, and the journal absorbs what they have not applied yet. When the CPUs
 # are short (an accounting burst after a router reboot), radiusd should get them first.
@@ -97,7 +102,8 @@ export_daemon_env() {
     export DATABASE_URL JASIYO_LISTEN="$listen" JASIYO_SNAPSHOT_DIR="$snapshot_dir" \
         JASIYO_SNAPSHOT_GROUP="$snapshot_group" JASIYO_RADIUS_AUTH_PORT="$auth_port" \
         JASIYO_JOURNAL_PATH="$journal_path" JASIYO_JOURNAL_CAPACITY="$journal_capacity" \
-        JASIYO_RADIUS_ACCT_PORT="$acct_port" JASIYO_LOG="${JASIYO_LOG:-info}"
+        JASIYO_RADIUS_ACCT_PORT="$acct_port" JASIYO_LOG="${JASIYO_LOG:-info}" \
+        JASIYO_VOUCHER_KEY_FILE="$voucher_key_file"
 }
 
 # alive_and PIDFILE WORD COMMAND...: runs COMMAND, or returns 255 (which
@@ -184,6 +190,7 @@ cmd_up() {
     rm -rf "$raddb"
     "$root/scripts/make-raddb.sh" "$raddb" --auth-port "$auth_port" --acct-port "$acct_port" \
         --snapshot-dir "$snapshot_dir" --journal "$journal_path" \
+        --voucher-key-file "$voucher_key_file" \
         --module "$bin/librlm_jasiyo.so" >>"$logs/make-raddb.log"
 
     say "starting radiusd"

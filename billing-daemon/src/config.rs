@@ -25,9 +25,15 @@
 //! MRT, MRC and MRD, and their defaults are the RFC's.
 //! | `stale_sweep_interval`  | `JASIYO_STALE_SWEEP_INTERVAL`  | `60` (seconds between stale-session sweeps)  |
 //! | `default_interim_interval` | `JASIYO_DEFAULT_INTERIM_INTERVAL` | `300` (seconds; assumed when a router sends no Acct-Interim-Interval) |
+//! | `voucher_key_file`      | `JASIYO_VOUCHER_KEY_FILE`      | `/var/lib/jasiyo/voucher.key` (created if missing) |
+//! | `isp_name`              | `JASIYO_ISP_NAME`              | `Jasiyo` (printed on vouchers)               |
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
+//!
+//! The voucher key file (64 hex digits, see `jasiyo_snapshot::voucher`) is read by the
+//! daemon and radiusd alike. A missing one is created (mode 0640, the snapshot group) at
+//! `serve`; a malformed one stops the daemon (see [`crate::vouchers::key`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +100,8 @@ struct FileConfig {
     mpesa: Option<MpesaFile>,
     stale_sweep_interval: Option<u32>,
     default_interim_interval: Option<u32>,
+    voucher_key_file: Option<PathBuf>,
+    isp_name: Option<String>,
 }
 
 pub use crate::accounting::DEFAULT_INTERIM_INTERVAL_SECS;
@@ -102,6 +110,10 @@ pub const DEFAULT_STALE_SWEEP_SECS: u32 = 60;
 
 /// Default journal file.
 pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/jasiyo/journal/accounting.journal";
+/// Default voucher key file.
+pub const DEFAULT_VOUCHER_KEY_FILE: &str = "/var/lib/jasiyo/voucher.key";
+/// Default name printed on vouchers.
+pub const DEFAULT_ISP_NAME: &str = "Jasiyo";
 /// Default journal ring size: 64 MiB, about 200,000 accounting packets (minutes of a
 /// large ISP's peak with the daemon or Postgres down).
 pub const DEFAULT_JOURNAL_CAPACITY: u64 = 64 << 20;
@@ -183,6 +195,10 @@ pub struct Settings {
     pub stale_sweep_interval: Duration,
     /// Interim interval (seconds) assumed for a session whose router sent none.
     pub default_interim_interval: u32,
+    /// The voucher key file shared with rlm_jasiyo (created at `serve` if missing).
+    pub voucher_key_file: PathBuf,
+    /// The ISP's name, printed on vouchers.
+    pub isp_name: String,
 }
 
 impl Settings {
@@ -321,6 +337,20 @@ impl Settings {
             )?,
         };
         let mpesa = MpesaSettings::load(f.mpesa, &env)?;
+        let voucher_key_file = env("JASIYO_VOUCHER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(f.voucher_key_file)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_VOUCHER_KEY_FILE));
+        if voucher_key_file.as_os_str().is_empty() {
+            bail!("JASIYO_VOUCHER_KEY_FILE must not be empty");
+        }
+        let isp_name = env("JASIYO_ISP_NAME")
+            .or(f.isp_name)
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|| DEFAULT_ISP_NAME.to_owned());
+        if isp_name.is_empty() || isp_name.chars().count() > 100 {
+            bail!("JASIYO_ISP_NAME must be 1..100 characters");
+        }
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -335,6 +365,8 @@ impl Settings {
             mpesa,
             stale_sweep_interval,
             default_interim_interval,
+            voucher_key_file,
+            isp_name,
         };
         settings.connect_options()?;
         Ok(settings)
@@ -447,6 +479,31 @@ mod tests {
         assert_eq!(s.journal_capacity, 64 << 20);
         assert_eq!(s.stale_sweep_interval, Duration::from_secs(60));
         assert_eq!(s.default_interim_interval, 300);
+        assert_eq!(s.voucher_key_file, PathBuf::from(DEFAULT_VOUCHER_KEY_FILE));
+        assert_eq!(s.isp_name, DEFAULT_ISP_NAME);
+    }
+
+    #[test]
+    fn voucher_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "voucher_key_file = \"/tmp/k\"\nisp_name = \"Mtaani Net\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.voucher_key_file, PathBuf::from("/tmp/k"));
+        assert_eq!(s.isp_name, "Mtaani Net");
+        let s =
+            Settings::load_with(Some(&path), env_of(&[("JASIYO_VOUCHER_KEY_FILE", "/x")])).unwrap();
+        assert_eq!(s.voucher_key_file, PathBuf::from("/x"));
+        for bad in [("JASIYO_VOUCHER_KEY_FILE", ""), ("JASIYO_ISP_NAME", "  ")] {
+            assert!(
+                Settings::load_with(None, env_of(&[bad])).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

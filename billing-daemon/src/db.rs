@@ -12,7 +12,8 @@ use crate::domain::{Mac, Service, SubscriberStatus};
 
 /// Columns of `plans`, in the order [`plan_from_row`] expects.
 pub const PLAN_COLUMNS: &str = "id, name, rate_limit, price_kes, duration_seconds, \
-     data_cap_bytes, ip_pool, service, simultaneous_use, fup_rate_limit, time_allowance_seconds";
+     data_cap_bytes, ip_pool, service, simultaneous_use, fup_rate_limit, time_allowance_seconds, \
+     bind_first_mac";
 /// Columns of `routers`.
 pub const ROUTER_COLUMNS: &str = "id, name, host(ip) AS ip, secret, nas_identifier, coa_port";
 /// Columns of `subscribers`.
@@ -48,6 +49,8 @@ pub struct Plan {
     pub fup_rate_limit: Option<String>,
     /// Online time per period in seconds (> 0); null = no time allowance.
     pub time_allowance_seconds: Option<i64>,
+    /// A hotspot voucher on this plan is bound to the device it is first used from.
+    pub bind_first_mac: bool,
 }
 
 /// A router (NAS) row.
@@ -114,6 +117,7 @@ pub fn plan_from_row(row: &PgRow) -> Result<Plan, sqlx::Error> {
         simultaneous_use: row.try_get("simultaneous_use")?,
         fup_rate_limit: row.try_get("fup_rate_limit")?,
         time_allowance_seconds: row.try_get("time_allowance_seconds")?,
+        bind_first_mac: row.try_get("bind_first_mac")?,
     })
 }
 

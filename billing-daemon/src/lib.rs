@@ -16,6 +16,7 @@ pub mod publisher;
 pub mod serve;
 pub mod telemetry;
 pub mod token;
+pub mod vouchers;
 
 /// The embedded migrations (`billing-daemon/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

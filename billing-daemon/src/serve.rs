@@ -11,6 +11,7 @@ use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
 use crate::payments::{self, Mpesa};
+use crate::vouchers::{self, VoucherConfig};
 use crate::{enforcement, publisher};
 
 /// Connections the HTTP handlers (API, payment callbacks, portal) and the payment
@@ -69,6 +70,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .as_deref()
         .map(resolve_group)
         .transpose()?;
+    // Before the snapshot: a malformed key file should stop the daemon before anything runs.
+    let (voucher_key, origin) = vouchers::key::load_or_create(&settings.voucher_key_file, gid)?;
+    if origin == vouchers::key::KeyOrigin::Created {
+        tracing::info!(
+            path = %settings.voucher_key_file.display(),
+            "created a new voucher key file (give radiusd's jasiyo module the same path; back it up: \
+             every voucher code depends on it)"
+        );
+    }
     let snapshot = publisher::start(pools.snapshot, &settings.snapshot_dir, gid)
         .await
         .context("publishing the first snapshot")?;
@@ -76,6 +86,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let journal_config = JournalConfig {
         stale_sweep_interval: settings.stale_sweep_interval,
         default_interim_interval: settings.default_interim_interval,
+        vouchers: Some(voucher_key.clone()),
         ..JournalConfig::new(&settings.journal_path, settings.journal_capacity, gid)
     };
     let journal = consumer::start(pools.journal, &journal_config)
@@ -109,6 +120,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         radius: settings.radius.clone(),
         journal: Some(journal.stats()),
         mpesa,
+        vouchers: Some(VoucherConfig {
+            key: voucher_key,
+            isp_name: settings.isp_name.clone(),
+        }),
     };
     // The peer address is what the M-Pesa callback allow-list checks.
     axum::serve(

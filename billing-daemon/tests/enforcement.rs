@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use billing_daemon::accounting::AccountingEvent;
-use billing_daemon::enforcement::dynauth::RetryPolicy;
-use billing_daemon::enforcement::{self, EnforcementConfig, queue};
+use billing_daemon::enforcement::{self, queue};
 use chrono::Utc;
+use common::nas::{Mode, quick, router};
 use common::{TestApp, apply};
-use radius_proto::attr::{self, acct_status_type as st};
-use radius_proto::{Code, Packet};
+use radius_proto::Code;
+use radius_proto::attr::acct_status_type as st;
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::net::UdpSocket;
 
 /// Plan 1 (no FUP) and plan 2 (FUP 256k/512k once the data is used up), router 1 at
 /// 127.0.0.1 (its CoA port is set per test), subscribers alice (1 MB left) and bob, each
@@ -192,46 +191,6 @@ async fn each_expiry_is_queued_once_per_session(pool: PgPool) {
     assert_eq!(queue::queue_expired(&pool).await.unwrap(), 1);
 }
 
-/// How the loopback router of these tests answers.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// ACK Disconnects, NAK CoAs with Unsupported-Service.
-    AckDisconnectNakCoa,
-    /// Never answer.
-    Silent,
-}
-
-/// A router at `ip` answering on a port picked now; records (code, User-Name) of each
-/// request it receives.
-async fn router(ip: &str, mode: Mode) -> (u16, Arc<Mutex<Vec<(u8, String)>>>) {
-    let socket = UdpSocket::bind((ip, 0)).await.unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 4096];
-        loop {
-            let (n, from) = socket.recv_from(&mut buf).await.unwrap();
-            let req = Packet::decode(&buf[..n]).unwrap();
-            req.verify_request(b"router-secret").unwrap();
-            let user = req.string(attr::USER_NAME).unwrap().unwrap().to_owned();
-            log.lock().unwrap().push((req.code.0, user));
-            let reply = match (mode, req.code) {
-                (Mode::Silent, _) => continue,
-                (_, Code::DISCONNECT_REQUEST) => Packet::reply_to(&req, Code::DISCONNECT_ACK),
-                _ => Packet::reply_to(&req, Code::COA_NAK)
-                    .with_integer(attr::ERROR_CAUSE, attr::error_cause::UNSUPPORTED_SERVICE),
-            };
-            let wire = reply
-                .with_message_authenticator()
-                .encode(b"router-secret")
-                .unwrap();
-            socket.send_to(&wire, from).await.unwrap();
-        }
-    });
-    (port, seen)
-}
-
 /// The test data, router 1 answering as `mode`, and the worker started.
 async fn worker_with_router(
     pool: &PgPool,
@@ -245,19 +204,6 @@ async fn worker_with_router(
     )
     .await;
     (seen, enforcement::start(pool.clone(), quick()))
-}
-
-fn quick() -> EnforcementConfig {
-    EnforcementConfig {
-        retry: RetryPolicy {
-            initial_timeout: Duration::from_millis(50),
-            max_timeout: Duration::from_millis(100),
-            max_transmissions: 3,
-            max_duration: Duration::from_secs(1),
-        },
-        rounds: 2,
-        round_backoff: Duration::from_millis(100),
-    }
 }
 
 /// Polls until every action is final; returns (reason, kind, status, error_cause, detail).

@@ -280,7 +280,7 @@ async fn open_session_changes_are_announced(pool: PgPool) {
 
     // A rolled-back batch announces nothing.
     let mut tx = pool.begin().await.unwrap();
-    apply_batch(&mut tx, &[acct(st::START, "alice", "a9", 3000, None)])
+    apply_batch(&mut tx, &[acct(st::START, "alice", "a9", 3000, None)], None)
         .await
         .unwrap();
     tx.rollback().await.unwrap();

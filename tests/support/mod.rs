@@ -638,6 +638,8 @@ fn daemon_command(bin: &Path, db_url: &str, tmp: &Path) -> Command {
     cmd.env("DATABASE_URL", db_url)
         .env("JASIYO_SNAPSHOT_DIR", tmp.join("snapshot"))
         .env("JASIYO_JOURNAL_PATH", journal_path(tmp))
+        // The key the stack wrote for radiusd's module too (the daemon creates one when
+        // there is none, as on a fresh install).
         .env("JASIYO_VOUCHER_KEY_FILE", voucher_key_path(tmp))
         .env("JASIYO_SNAPSHOT_GROUP", "freerad")
         .env("JASIYO_LOG", "info")

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use jasiyo_journal::{Batch, ConsumerOptions, JournalConsumer, JournalRecord};
+use jasiyo_snapshot::voucher::VoucherKey;
 use serde::Serialize;
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::watch;
@@ -82,6 +83,9 @@ pub struct JournalConfig {
     pub stale_sweep_interval: Duration,
     /// Interim interval (seconds) assumed for sessions whose router sent none.
     pub default_interim_interval: u32,
+    /// The voucher key: accounting for a voucher code is counted against its voucher (None:
+    /// codes match nothing).
+    pub vouchers: Option<VoucherKey>,
 }
 
 impl JournalConfig {
@@ -95,6 +99,7 @@ impl JournalConfig {
             options: ConsumerOptions::default(),
             stale_sweep_interval: Duration::from_secs(60),
             default_interim_interval: DEFAULT_INTERIM_INTERVAL_SECS,
+            vouchers: None,
         }
     }
 }
@@ -312,15 +317,18 @@ impl Failure {
     }
 }
 
-/// Applies `items[range]` of `d` (accounting, then auth results).
+/// Applies `items[range]` of `d` (accounting, then auth results and the vouchers' first
+/// uses they report).
 async fn apply_range(
     conn: &mut PgConnection,
     d: &Decoded,
     range: Range<usize>,
+    vouchers: Option<&VoucherKey>,
 ) -> Result<(), sqlx::Error> {
     let (events, auths) = d.slices(range);
-    apply_batch(conn, events).await?;
+    apply_batch(conn, events, vouchers).await?;
     record_auth_results(conn, auths).await?;
+    crate::vouchers::activate(conn, auths).await?;
     Ok(())
 }
 
@@ -329,7 +337,11 @@ async fn apply_range(
 /// are found; returns those. Applying consecutive ranges in order is the same as applying
 /// them at once (see [`apply_batch`]), so what lands is what a whole batch without the
 /// refused records would have done. Any other error ends it.
-async fn apply_split(conn: &mut PgConnection, d: &Decoded) -> Result<Vec<Refused>, sqlx::Error> {
+async fn apply_split(
+    conn: &mut PgConnection,
+    d: &Decoded,
+    vouchers: Option<&VoucherKey>,
+) -> Result<Vec<Refused>, sqlx::Error> {
     let mut refused = Vec::new();
     // Ranges still to apply, the next one last.
     let mut todo = Vec::new();
@@ -339,7 +351,7 @@ async fn apply_split(conn: &mut PgConnection, d: &Decoded) -> Result<Vec<Refused
             continue;
         }
         let mut savepoint = conn.begin().await?;
-        match apply_range(&mut savepoint, d, range.clone()).await {
+        match apply_range(&mut savepoint, d, range.clone(), vouchers).await {
             Ok(()) => savepoint.commit().await?,
             Err(e) if Failure::of(&e) == Failure::Data => {
                 savepoint.rollback().await?;
@@ -402,11 +414,13 @@ pub struct JournalIngest {
     stored_up_to: u64,
     batch_max: usize,
     stats: Arc<JournalStats>,
+    vouchers: Option<VoucherKey>,
 }
 
-/// Creates the journal's directory (mode 0750, group `group`) if it is missing, so radiusd
-/// can reach the file but nobody else can list it.
-fn create_dir(path: &Path, group: Option<u32>) -> anyhow::Result<()> {
+/// Creates the parent directory of a file radiusd uses (the journal, the voucher key) if it
+/// is missing: mode 0750, group `group`, so radiusd can reach the file but nobody else can
+/// list it.
+pub(crate) fn create_dir(path: &Path, group: Option<u32>) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
@@ -418,7 +432,7 @@ fn create_dir(path: &Path, group: Option<u32>) -> anyhow::Result<()> {
         .recursive(true)
         .mode(0o750)
         .create(dir)
-        .with_context(|| format!("creating journal directory {}", dir.display()))?;
+        .with_context(|| format!("creating directory {}", dir.display()))?;
     if let Some(gid) = group {
         std::os::unix::fs::chown(dir, None, Some(gid))
             .with_context(|| format!("setting the group of {}", dir.display()))?;
@@ -496,6 +510,7 @@ impl JournalIngest {
             stored_up_to,
             batch_max: config.batch_max.max(1),
             stats,
+            vouchers: config.vouchers.clone(),
         })
     }
 
@@ -740,9 +755,9 @@ impl JournalIngest {
     ) -> Result<Vec<Refused>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let refused = if split {
-            apply_split(&mut tx, d).await?
+            apply_split(&mut tx, d, self.vouchers.as_ref()).await?
         } else {
-            apply_range(&mut tx, d, 0..d.items.len()).await?;
+            apply_range(&mut tx, d, 0..d.items.len(), self.vouchers.as_ref()).await?;
             Vec::new()
         };
         let refused_rejects: Vec<Reject> = refused

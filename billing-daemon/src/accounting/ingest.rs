@@ -24,8 +24,12 @@
 //!   event adds 0; reordered events never count a byte twice or lose one (the total per
 //!   session always equals its final counters). Only which of two days gets the bytes can
 //!   depend on order, when packets of one session arrive out of order across midnight.
-//!   Sessions of usernames that match no subscriber (neither username nor bound MAC) are
-//!   tracked, but have no usage rows.
+//!   Sessions of usernames that match no subscriber (neither username, nor bound MAC, nor
+//!   a hotspot voucher's code) are tracked, but have no usage rows.
+//! * **Vouchers**: routers report a voucher's session under the code the customer typed; a
+//!   User-Name that is no username is looked up as a code (its lookup name, see
+//!   `jasiyo_snapshot::voucher`), so the voucher is counted down like any subscriber. The
+//!   session keeps the User-Name as the router reported it: a Disconnect must name it.
 //! * **Allowances**: the same increases count the subscriber's allowances down, in the same
 //!   transaction: bytes (in + out) from `data_remaining_bytes`, seconds from
 //!   `time_remaining_seconds`, never below 0, and only where an allowance is set (NULL is
@@ -57,6 +61,8 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
+
+use jasiyo_snapshot::voucher::VoucherKey;
 
 use super::event::{AccountingEvent, StatusType, terminate_cause_name};
 use crate::domain::Mac;
@@ -376,21 +382,33 @@ async fn routers_by_ip(
     Ok(out)
 }
 
-/// Subscriber ids of usernames: by username, else (MAC-auth hotspot logins) by bound MAC.
+/// Subscriber ids of usernames: by username, else (MAC-auth hotspot logins) by bound MAC,
+/// else (with the voucher key) as a voucher code.
 async fn subscribers_by_username(
     conn: &mut PgConnection,
     usernames: Vec<String>,
+    vouchers: Option<&VoucherKey>,
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
     let macs: Vec<String> = usernames
         .iter()
         .filter_map(|u| u.parse::<Mac>().ok())
         .map(|m| m.to_string())
         .collect();
+    let codes: HashMap<String, String> = vouchers
+        .map(|key| {
+            usernames
+                .iter()
+                .filter_map(|u| key.lookup_name(u).map(|name| (u.clone(), name)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: Vec<&str> = usernames.iter().map(String::as_str).collect();
+    names.extend(codes.values().map(String::as_str));
     let rows = sqlx::query(
         "SELECT id, username, mac::text AS mac FROM subscribers \
          WHERE username = ANY($1) OR mac = ANY($2::text[]::macaddr[])",
     )
-    .bind(&usernames)
+    .bind(&names)
     .bind(macs)
     .fetch_all(&mut *conn)
     .await?;
@@ -410,7 +428,8 @@ async fn subscribers_by_username(
         let id = by_name
             .get(&u)
             .copied()
-            .or_else(|| u.parse::<Mac>().ok().and_then(|m| by_mac.get(&m).copied()));
+            .or_else(|| u.parse::<Mac>().ok().and_then(|m| by_mac.get(&m).copied()))
+            .or_else(|| codes.get(&u).and_then(|n| by_name.get(n).copied()));
         if let Some(id) = id {
             out.insert(u, id);
         }
@@ -419,10 +438,12 @@ async fn subscribers_by_username(
 }
 
 /// Applies a batch of accounting events inside the caller's transaction (see the module
-/// docs for the rules). Commit the transaction to make it durable.
+/// docs for the rules; `vouchers` is the voucher key, without which a voucher code matches
+/// no subscriber). Commit the transaction to make it durable.
 pub async fn apply_batch(
     conn: &mut PgConnection,
     events: &[AccountingEvent],
+    vouchers: Option<&VoucherKey>,
 ) -> Result<IngestStats, sqlx::Error> {
     let mut stats = IngestStats {
         events: events.len(),
@@ -511,7 +532,7 @@ pub async fn apply_batch(
     names.sort_unstable();
     names.dedup();
     if !names.is_empty() {
-        let subs = subscribers_by_username(conn, names).await?;
+        let subs = subscribers_by_username(conn, names, vouchers).await?;
         for s in sessions.values_mut().filter(|s| s.subscriber_id.is_none()) {
             s.subscriber_id = subs.get(&s.username).copied();
         }

@@ -11,6 +11,7 @@ pub mod payments;
 pub mod plans;
 pub mod routers;
 pub mod subscribers;
+pub mod vouchers;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -30,6 +31,7 @@ use crate::accounting::consumer::JournalStats;
 use crate::config::RadiusSettings;
 use crate::payments::Mpesa;
 use crate::publisher::SnapshotHandle;
+use crate::vouchers::VoucherConfig;
 use error::{ApiError, error_response};
 
 /// Shared state of the HTTP handlers.
@@ -45,6 +47,8 @@ pub struct AppState {
     pub journal: Option<Arc<JournalStats>>,
     /// M-Pesa, when configured.
     pub mpesa: Option<Mpesa>,
+    /// The voucher key and what is printed on vouchers (None: voucher endpoints answer 503).
+    pub vouchers: Option<VoucherConfig>,
 }
 
 #[derive(OpenApi)]
@@ -60,6 +64,8 @@ pub struct AppState {
         payments::start_stk, payments::intents, payments::intent, payments::list, payments::get,
         payments::cash, payments::daily, payments::register_c2b,
         payments::recover, payments::recovery, payments::recoveries,
+        vouchers::create, vouchers::list, vouchers::get, vouchers::revoke, vouchers::print_html,
+        vouchers::print_pdf, vouchers::codes_csv, vouchers::vouchers, vouchers::sales,
     ),
     modifiers(&BearerAuth),
 )]
@@ -89,6 +95,15 @@ pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiEr
         return Err(ApiError::Validation(format!("limit must be 1..{max}")));
     }
     Ok(l)
+}
+
+/// A report's days: `to` defaults to today (UTC), `from` to 30 days before `to`.
+pub(crate) fn days(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let to = to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    (from.unwrap_or(to - chrono::Duration::days(30)), to)
 }
 
 /// The id of the subscriber a path or body names by username, or 404.
@@ -163,6 +178,17 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/payments/{id}", get(payments::get))
         .route("/payment-intents", get(payments::intents))
         .route("/payment-intents/{id}", get(payments::intent))
+        .route(
+            "/voucher-batches",
+            post(vouchers::create).get(vouchers::list),
+        )
+        .route("/voucher-batches/{id}", get(vouchers::get))
+        .route("/voucher-batches/{id}/revoke", post(vouchers::revoke))
+        .route("/voucher-batches/{id}/print", get(vouchers::print_html))
+        .route("/voucher-batches/{id}/print.pdf", get(vouchers::print_pdf))
+        .route("/voucher-batches/{id}/codes.csv", get(vouchers::codes_csv))
+        .route("/vouchers", get(vouchers::vouchers))
+        .route("/vouchers/sales", get(vouchers::sales))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route("/openapi.json", get(openapi_json));
     // Safaricom's callbacks: no bearer token (Daraja sends none); see payments::callbacks.

@@ -491,9 +491,7 @@ pub async fn daily(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<DailyQuery>,
 ) -> Result<ApiJson<Vec<DailyTotal>>, ApiError> {
-    let today = Utc::now().date_naive();
-    let to = q.to.unwrap_or(today);
-    let from = q.from.unwrap_or(to - chrono::Duration::days(30));
+    let (from, to) = super::days(q.from, q.to);
     let rows = sqlx::query(
         "SELECT (paid_at AT TIME ZONE 'UTC')::date AS day, channel, count(*) AS n, \
                 sum(amount_kes)::bigint AS total \

@@ -48,6 +48,9 @@ pub struct PlanCreate {
     /// Online seconds per period, > 0; omit or null for no time allowance.
     #[serde(default)]
     pub time_allowance_seconds: Option<i64>,
+    /// Bind a hotspot voucher to the device it is first used from (default false).
+    #[serde(default)]
+    pub bind_first_mac: bool,
 }
 
 fn default_service() -> Service {
@@ -92,6 +95,8 @@ pub struct PlanPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub time_allowance_seconds: Option<Option<i64>>,
+    /// New voucher MAC binding.
+    pub bind_first_mac: Option<bool>,
 }
 
 fn validate(p: &Plan) -> Result<(), ApiError> {
@@ -167,12 +172,13 @@ pub async fn create(
             .unwrap_or(Some(DEFAULT_SIMULTANEOUS_USE)),
         fup_rate_limit: body.fup_rate_limit,
         time_allowance_seconds: body.time_allowance_seconds,
+        bind_first_mac: body.bind_first_mac,
     };
     validate(&plan)?;
     let row = sqlx::query(&format!(
         "INSERT INTO plans (name, rate_limit, price_kes, duration_seconds, data_cap_bytes, ip_pool, service, \
-         simultaneous_use, fup_rate_limit, time_allowance_seconds) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {PLAN_COLUMNS}"
+         simultaneous_use, fup_rate_limit, time_allowance_seconds, bind_first_mac) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {PLAN_COLUMNS}"
     ))
     .bind(&plan.name)
     .bind(&plan.rate_limit)
@@ -184,6 +190,7 @@ pub async fn create(
     .bind(plan.simultaneous_use)
     .bind(&plan.fup_rate_limit)
     .bind(plan.time_allowance_seconds)
+    .bind(plan.bind_first_mac)
     .fetch_one(&st.pool)
     .await?;
     Ok((StatusCode::CREATED, ApiJson(plan_from_row(&row)?)))
@@ -259,11 +266,15 @@ pub async fn patch(
     if let Some(v) = body.time_allowance_seconds {
         p.time_allowance_seconds = v;
     }
+    if let Some(v) = body.bind_first_mac {
+        p.bind_first_mac = v;
+    }
     validate(&p)?;
     let row = sqlx::query(&format!(
         "UPDATE plans SET name = $2, rate_limit = $3, price_kes = $4, duration_seconds = $5, \
          data_cap_bytes = $6, ip_pool = $7, service = $8, simultaneous_use = $9, \
-         fup_rate_limit = $10, time_allowance_seconds = $11 WHERE id = $1 RETURNING {PLAN_COLUMNS}"
+         fup_rate_limit = $10, time_allowance_seconds = $11, bind_first_mac = $12 \
+         WHERE id = $1 RETURNING {PLAN_COLUMNS}"
     ))
     .bind(id)
     .bind(&p.name)
@@ -276,6 +287,7 @@ pub async fn patch(
     .bind(p.simultaneous_use)
     .bind(&p.fup_rate_limit)
     .bind(p.time_allowance_seconds)
+    .bind(p.bind_first_mac)
     .fetch_one(&mut *tx)
     .await?;
     let out = plan_from_row(&row)?;

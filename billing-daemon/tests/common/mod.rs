@@ -2,6 +2,7 @@
 //! with `tower::ServiceExt::oneshot` (no socket).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod nas;
 pub mod pay;
 
 use axum::body::Body;
@@ -49,6 +50,11 @@ impl Reply {
     }
 }
 
+/// The voucher key of the tests' daemon.
+pub fn voucher_key() -> jasiyo_snapshot::voucher::VoucherKey {
+    jasiyo_snapshot::voucher::VoucherKey::from_hex(&"5a".repeat(32)).unwrap()
+}
+
 /// The handlers' state for a test: no journal, a detached publisher, and M-Pesa if given.
 pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> AppState {
     AppState {
@@ -61,6 +67,10 @@ pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> A
         },
         journal: None,
         mpesa,
+        vouchers: Some(billing_daemon::vouchers::VoucherConfig {
+            key: voucher_key(),
+            isp_name: "Mtaani Net".to_owned(),
+        }),
     }
 }
 
@@ -109,7 +119,8 @@ impl TestApp {
         Reply {
             status,
             content_type,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
+            // Lossy: a PDF has binary bytes (its text is ASCII).
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -162,7 +173,9 @@ impl TestApp {
 /// Applies `events` as one batch in a transaction of its own, committed.
 pub async fn apply(pool: &PgPool, events: &[AccountingEvent]) -> IngestStats {
     let mut tx = pool.begin().await.unwrap();
-    let stats = apply_batch(&mut tx, events).await.unwrap();
+    let stats = apply_batch(&mut tx, events, Some(&voucher_key()))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     stats
 }
