@@ -194,7 +194,7 @@ const ROUTER_SQL: &str = "SELECT id, name, host(ip) AS ip, secret, nas_identifie
 /// grouped scan of the open-session index, joined in.
 const SUBSCRIBER_SQL_ALL: &str = "SELECT id, username, password, plan_id, status, \
      extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
-     mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     COALESCE(mac, voucher_mac)::text AS mac, data_remaining_bytes, time_remaining_seconds, \
      (voucher_batch_id IS NOT NULL AND activated_at IS NULL) AS unused, \
      coalesce(open.n, 0) AS open_sessions \
      FROM subscribers LEFT JOIN (SELECT subscriber_id, count(*) AS n FROM sessions \
@@ -205,7 +205,7 @@ const SUBSCRIBER_SQL_ALL: &str = "SELECT id, username, password, plan_id, status
 /// `sessions_open_subscriber_idx`.
 const SUBSCRIBER_SQL_BY_ID: &str = "SELECT id, username, password, plan_id, status, \
      extract(epoch FROM expires_at)::bigint AS expires_at, host(static_ip) AS static_ip, \
-     mac::text AS mac, data_remaining_bytes, time_remaining_seconds, \
+     COALESCE(mac, voucher_mac)::text AS mac, data_remaining_bytes, time_remaining_seconds, \
      (voucher_batch_id IS NOT NULL AND activated_at IS NULL) AS unused, \
      (SELECT count(*) FROM sessions WHERE sessions.subscriber_id = subscribers.id \
       AND sessions.stopped_at IS NULL) AS open_sessions \

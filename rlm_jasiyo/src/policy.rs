@@ -364,9 +364,7 @@ fn find<'s>(snapshot: &'s Snapshot, config: &Config, username: &[u8]) -> Found<'
         .map_or(Found::Nobody, Found::Voucher)
 }
 
-/// The `reason` of the journaled accept of an unused voucher: the daemon activates the
-/// voucher when it reads it.
-pub const VOUCHER_FIRST_USE: &str = "voucher first use";
+pub use jasiyo_snapshot::voucher::FIRST_USE_REASON as VOUCHER_FIRST_USE;
 
 /// How post-auth journals a request: under the voucher's lookup name when the User-Name is a
 /// voucher code (so no code reaches the database), and whether an accept of it is the
@@ -1568,6 +1566,5 @@ mod tests {
             journal_name(&snap, &Config::default(), b"HX7KQ9MZ").username,
             b"HX7KQ9MZ"
         );
-        assert_eq!(VOUCHER_FIRST_USE, "voucher first use");
     }
 }

@@ -24,8 +24,7 @@ use crate::accounting::AuthResult;
 use crate::domain::Mac;
 use codes::CodeGenerator;
 
-/// The `reason` rlm_jasiyo journals with an accepted unused voucher's AuthResult.
-pub const FIRST_USE_REASON: &str = "voucher first use";
+pub use jasiyo_snapshot::voucher::FIRST_USE_REASON;
 
 /// The expiry of a voucher nobody has used and whose batch has no end date.
 pub const NEVER: &str = "9999-12-31T00:00:00Z";

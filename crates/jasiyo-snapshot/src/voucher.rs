@@ -22,6 +22,10 @@ pub const VOUCHER_PREFIX: char = '~';
 /// Length of a lookup name: the prefix and 32 hex digits.
 pub const LOOKUP_NAME_LEN: usize = 1 + 32;
 
+/// The `reason` of the journaled accept (post-auth `AuthResult`) of a voucher nobody had used
+/// yet: rlm_jasiyo writes it, and the daemon activates the voucher when it reads it.
+pub const FIRST_USE_REASON: &str = "voucher first use";
+
 /// Shortest and longest code accepted once normalized.
 pub const CODE_LEN: std::ops::RangeInclusive<usize> = 4..=32;
 
