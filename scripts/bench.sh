@@ -20,7 +20,9 @@
 # payments suite (issue 5) times M-Pesa activation: expired subscribers, each with a pending
 # STK intent, get their success callback (jasiyo-paybench), one at a time
 # (--payments-sequential of them) and then --payments-callbacks at once, each timed from its
-# POST to its first Access-Accept from rlm_jasiyo.
+# POST to its first Access-Accept from rlm_jasiyo. The vouchers suite (issue 6) times
+# voucher batches of --voucher-batch codes (the work of POST /api/v1/voucher-batches: draw,
+# seal, insert, commit) in the same Postgres, --rounds times.
 #
 # and writes BENCHMARKS.md: requests/s, p50/p99 latency, the ratio to nolookup, radiusd
 # memory, the daemon's snapshot build+publish time and size per subscriber, the in-process
@@ -29,9 +31,9 @@
 #   scripts/bench.sh [--subscribers "100000 1000000"] [--configs "nolookup sql jasiyo jasiyo-shipped"]
 #                    [--rounds 3] [--duration 15] [--warmup 3] [--window 256]
 #                    [--criterion yes|no] [--full-repeats 4] [--pin auto|yes|no]
-#                    [--suites "auth accounting enforcement payments"] [--enforcement-changes 200]
+#                    [--suites "auth accounting enforcement payments vouchers"] [--enforcement-changes 200]
 #                    [--enforcement-online 10000] [--payments-callbacks 500]
-#                    [--payments-sequential 100] [--out BENCHMARKS.md]
+#                    [--payments-sequential 100] [--voucher-batch 10000] [--out BENCHMARKS.md]
 #
 # billing-daemon and Postgres run at nice $JASIYO_BACKGROUND_NICE (10, as scripts/stack.sh
 # runs them); Postgres at 0 for the rlm_sql configurations.
@@ -63,7 +65,8 @@ for a in "$@"; do command_line+=" $(printf '%q' "$a")"; done
 
 subscribers="100000 1000000"
 configs="nolookup sql jasiyo jasiyo-shipped"
-suites="auth accounting enforcement payments"
+suites="auth accounting enforcement payments vouchers"
+voucher_batch=10000
 enforcement_changes=200
 payments_callbacks=500
 payments_sequential=100
@@ -106,6 +109,7 @@ while [ $# -gt 0 ]; do
     --enforcement-online) enforcement_online=$2; shift 2 ;;
     --payments-callbacks) payments_callbacks=$2; shift 2 ;;
     --payments-sequential) payments_sequential=$2; shift 2 ;;
+    --voucher-batch) voucher_batch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
@@ -125,14 +129,14 @@ for c in $acct_configs; do
     case "$c" in acct-noop | acct-sql | acct-jasiyo) ;; *) die "unknown accounting config $c" ;; esac
 done
 for c in $suites; do
-    case "$c" in auth | accounting | enforcement | payments) ;; *) die "unknown suite $c (auth, accounting, enforcement, payments)" ;; esac
+    case "$c" in auth | accounting | enforcement | payments | vouchers) ;; *) die "unknown suite $c (auth, accounting, enforcement, payments, vouchers)" ;; esac
 done
 has_suite() { case " $suites " in *" $1 "*) return 0 ;; esac; return 1; }
 # Without the auth suite there are no auth configurations to run.
 has_suite auth || configs=""
 has_suite accounting || acct_configs=
 for v in "$rounds" "$duration" "$warmup" "$window" $subscribers "$acct_subscribers" "$ingest_records" \
-    "$enforcement_changes" "$enforcement_online" "$payments_callbacks" "$payments_sequential"; do
+    "$enforcement_changes" "$enforcement_online" "$payments_callbacks" "$payments_sequential" "$voucher_batch"; do
     case "$v" in '' | *[!0-9]* | 0) die "expected a positive integer, got '$v'" ;; esac
 done
 case "$criterion" in yes | no) ;; *) die "--criterion yes or no" ;; esac
@@ -154,7 +158,7 @@ if has_config jasiyo || has_config jasiyo-shipped || has_config acct-jasiyo || h
     need_daemon=1
 fi
 need_pg=$need_daemon
-if has_config sql || has_config acct-sql; then need_pg=1; fi
+if has_config sql || has_config acct-sql || has_suite vouchers; then need_pg=1; fi
 
 require_root
 require_cargo
@@ -176,6 +180,9 @@ say "building (cargo build --release)"
 build=(-p jasiyo-radload)
 [ "$need_daemon" = 0 ] || build+=(-p rlm_jasiyo -p billing-daemon)
 (cd "$root" && cargo build --release -q "${build[@]}")
+if has_suite vouchers; then
+    (cd "$root" && cargo build --release -q -p billing-daemon --example voucher_batch_bench)
+fi
 if [ "$criterion" = yes ]; then
     (cd "$root" && cargo bench -q -p jasiyo-snapshot --bench lookup --no-run 2>/dev/null) ||
         (cd "$root" && cargo bench -p jasiyo-snapshot --bench lookup --no-run)
@@ -1021,6 +1028,18 @@ EOF
     daemon_env=()
 fi
 
+# ---- vouchers suite ---------------------------------------------------------------------
+# Batches of $voucher_batch codes made $rounds times in the jasiyo database, by the code
+# POST /api/v1/voucher-batches runs (CSPRNG codes, lookup names, sealed copies, one
+# transaction). The daemon is not running: this is the batch alone.
+if has_suite vouchers; then
+    say "===== vouchers: $rounds batches of $voucher_batch codes ====="
+    DATABASE_URL="$jasiyo_url" "$bin/examples/voucher_batch_bench" "$voucher_batch" "$rounds" \
+        >"$results/vouchers.jsonl" 2>"$work/vouchers.err" ||
+        warn "voucher_batch_bench failed: $(tail -n 3 "$work/vouchers.err")"
+    say "vouchers: $(tail -n 1 "$results/vouchers.jsonl" 2>/dev/null)"
+fi
+
 # ---- criterion: in-process lookup and build ---------------------------------------------
 if [ "$criterion" = yes ]; then
     say "cargo bench -p jasiyo-snapshot --bench lookup (short measurement)"
@@ -1469,6 +1488,34 @@ describe() {
             [ "$run" = one ] || label="$payments_callbacks callbacks at once"
             echo "| callback received -> the subscriber's next Access-Accept <= 200 ms p99 ($acct_subscribers subscribers, $label) | $(fmt '%.0f ms' "$ap") p99 | $(met '<= 200' "$ap") |"
         done
+    fi
+    if has_suite vouchers; then
+        vs=""
+        [ ! -s "$results/vouchers.jsonl" ] || vs=$(tail -n 1 "$results/vouchers.jsonl")
+        vmax=""
+        [ -z "$vs" ] || vmax=$(jq -r '.max_ms // empty' <<<"$vs")
+        echo
+        echo "## Voucher batches (issue 6)"
+        echo
+        echo "What \`POST /api/v1/voucher-batches\` does for $voucher_batch codes: draw them from the OS CSPRNG,"
+        echo "derive their lookup names (HMAC), seal them (AES-256-GCM) and insert them in one transaction, in"
+        echo "the benchmark's Postgres (after the other suites, with their subscribers loaded); $rounds batches."
+        echo
+        echo "| codes | batches | min ms | median ms | max ms |"
+        echo "|---:|---:|---:|---:|---:|"
+        if [ -n "$vs" ]; then
+            echo "| $voucher_batch | $(jq -r '"\(.rounds) | \(.min_ms) | \(.median_ms) | \(.max_ms)"' <<<"$vs") |"
+        else
+            echo "| $voucher_batch | not measured | | | |"
+        fi
+        echo
+        echo "## Targets (issue 6)"
+        echo
+        echo "| target | measured | |"
+        echo "|---|---:|---|"
+        # Only a batch of at least 10,000 can meet it.
+        [ "$voucher_batch" -ge 10000 ] || vmax=""
+        echo "| a batch of 10,000 vouchers generated in under 2 s | $(fmt '%.0f ms' "$vmax") slowest of $rounds ($voucher_batch codes) | $(met '< 2000' "$vmax") |"
     fi
 } >"$out"
 say "wrote $out ($((elapsed / 60)) min $((elapsed % 60)) s)"
