@@ -394,21 +394,11 @@ async fn subscribers_by_username(
         .filter_map(|u| u.parse::<Mac>().ok())
         .map(|m| m.to_string())
         .collect();
-    let codes: HashMap<String, String> = vouchers
-        .map(|key| {
-            usernames
-                .iter()
-                .filter_map(|u| key.lookup_name(u).map(|name| (u.clone(), name)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut names: Vec<&str> = usernames.iter().map(String::as_str).collect();
-    names.extend(codes.values().map(String::as_str));
     let rows = sqlx::query(
         "SELECT id, username, mac::text AS mac FROM subscribers \
          WHERE username = ANY($1) OR mac = ANY($2::text[]::macaddr[])",
     )
-    .bind(&names)
+    .bind(&usernames)
     .bind(macs)
     .fetch_all(&mut *conn)
     .await?;
@@ -424,14 +414,41 @@ async fn subscribers_by_username(
         }
     }
     let mut out = HashMap::new();
+    let mut unmatched = Vec::new();
     for u in usernames {
         let id = by_name
             .get(&u)
             .copied()
-            .or_else(|| u.parse::<Mac>().ok().and_then(|m| by_mac.get(&m).copied()))
-            .or_else(|| codes.get(&u).and_then(|n| by_name.get(n).copied()));
-        if let Some(id) = id {
-            out.insert(u, id);
+            .or_else(|| u.parse::<Mac>().ok().and_then(|m| by_mac.get(&m).copied()));
+        match id {
+            Some(id) => {
+                out.insert(u, id);
+            }
+            None => unmatched.push(u),
+        }
+    }
+    // Only what matched nobody can be a voucher code: the keyed hash and a second query
+    // are spent on those alone, not on every subscriber's session.
+    if let Some(key) = vouchers {
+        // (code as typed, lookup name): one voucher may be typed several ways.
+        let codes: Vec<(String, String)> = unmatched
+            .into_iter()
+            .filter_map(|u| key.lookup_name(&u).map(|name| (u, name)))
+            .collect();
+        if !codes.is_empty() {
+            let names: Vec<&str> = codes.iter().map(|(_, name)| name.as_str()).collect();
+            let found: HashMap<String, i64> =
+                sqlx::query_as("SELECT username, id FROM subscribers WHERE username = ANY($1)")
+                    .bind(&names)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .collect();
+            for (code, name) in codes {
+                if let Some(id) = found.get(&name) {
+                    out.insert(code, *id);
+                }
+            }
         }
     }
     Ok(out)
