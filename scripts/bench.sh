@@ -377,6 +377,7 @@ start_daemon() {
     env DATABASE_URL="$jasiyo_url" JASIYO_LISTEN="127.0.0.1:$port" "${daemon_env[@]}" \
         JASIYO_SNAPSHOT_DIR="$d/snapshot" JASIYO_SNAPSHOT_GROUP=freerad \
         JASIYO_JOURNAL_PATH="$d/journal/accounting.journal" \
+        JASIYO_VOUCHER_KEY_FILE="$d/voucher.key" \
         JASIYO_JOURNAL_CAPACITY="$journal_capacity" \
         JASIYO_LOG="info,billing_daemon::publisher=debug" JASIYO_LOG_FORMAT=json \
         setsid "$bin/billing-daemon" serve </dev/null >"$d/stdout" 2>"$d/log.json" &

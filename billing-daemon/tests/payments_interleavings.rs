@@ -282,6 +282,11 @@ impl Daemon {
                     "JASIYO_JOURNAL_PATH",
                     self.dir.path().join("accounting.journal"),
                 )
+                // Not the default under /var/lib: a test leaves nothing outside its directory.
+                .env(
+                    "JASIYO_VOUCHER_KEY_FILE",
+                    self.dir.path().join("voucher.key"),
+                )
                 .env("JASIYO_LOG", "info")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
