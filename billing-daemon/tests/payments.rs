@@ -155,6 +155,61 @@ async fn a_payment_whose_callback_never_comes_is_found_by_query(pool: PgPool) {
     assert_eq!(ours, theirs);
 }
 
+/// The race the property test found: a push known paid only from STK Query (no receipt) and
+/// its C2B copy (no intent) processed at the same moment. Each looks for the other before
+/// crediting; a test transaction holds alice's row until both are waiting on it, so each
+/// must see what the other committed, and the payment is credited once.
+#[sqlx::test]
+async fn a_query_credit_and_its_c2b_copy_at_the_same_moment_credit_once(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    pay.register_c2b().await;
+    pay.fake.script(
+        "254712345678",
+        Outcome::success()
+            .with_delay(Duration::from_millis(500))
+            .with_delivery(Delivery::Never),
+    );
+    let mut holder = pay.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM subscribers WHERE id = 1 FOR NO KEY UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let intent = pay.push("alice", "0712345678").await;
+    // The reconciler with the query's answer and the daemon with the C2B copy, both waiting
+    // for alice's row.
+    pay.until(
+        "SELECT count(*)::text FROM pg_stat_activity \
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        "2",
+    )
+    .await;
+    holder.commit().await.unwrap();
+    let id = intent["id"].as_i64().unwrap();
+    pay.until_intent(id, "paid").await;
+    pay.until(
+        "SELECT count(*)::text FROM payment_callbacks \
+          WHERE kind = 'c2b_confirmation' AND processed_at IS NOT NULL",
+        "1",
+    )
+    .await;
+    assert_eq!(pay.scalar("SELECT count(*)::text FROM payments").await, "1");
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payments WHERE receipt IS NOT NULL AND intent_id IS NOT NULL")
+            .await,
+        "1"
+    );
+    let (ours, theirs) = pay.receipts().await;
+    assert_eq!(ours, theirs);
+    // One period bought, not two.
+    assert_eq!(
+        pay.scalar(
+            "SELECT (expires_at < now() + interval '31 days')::text FROM subscribers WHERE id = 1"
+        )
+        .await,
+        "true"
+    );
+}
+
 /// A success callback as Daraja POSTs it (items by name, Balance without a value), for alice's
 /// phone.
 fn stk_success(checkout: &str, amount: &str, receipt: &str) -> String {

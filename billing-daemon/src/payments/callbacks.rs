@@ -571,10 +571,11 @@ pub async fn credit_receipt(
 ) -> Result<ReceiptCredit, sqlx::Error> {
     // An STK success credited from a query has no receipt yet; this may be the same
     // payment. Give it the receipt instead of crediting twice.
-    if let Some(sub) = p.subscriber_id
-        && let Some(pid) = attach_to_queried_push(conn, sub, p).await?
-    {
-        return Ok(ReceiptCredit::ReceiptOfStk(pid));
+    if let Some(sub) = p.subscriber_id {
+        ledger::lock_subscriber(conn, sub).await?;
+        if let Some(pid) = attach_to_queried_push(conn, sub, p).await? {
+            return Ok(ReceiptCredit::ReceiptOfStk(pid));
+        }
     }
     let recorded = ledger::record(
         conn,

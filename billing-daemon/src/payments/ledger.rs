@@ -100,6 +100,27 @@ pub enum Recorded {
     },
 }
 
+/// Locks a subscriber's row before looking for one of their payments in the ledger.
+///
+/// A push known paid only from STK Query has no receipt, and its C2B copy has no intent:
+/// each side looks for the other before crediting. Under READ COMMITTED two such
+/// transactions running at once would each miss the other's uncommitted row and both
+/// credit. Taking this lock first makes the second one wait, and its next statement then
+/// sees what the first committed. (`record` locks the same row; taking it twice is free.)
+///
+/// NO KEY UPDATE, here and in `lock_payer`: payments wait for each other, but rows that only
+/// reference the subscriber (a new push's intent, a session) are not held up.
+pub async fn lock_subscriber(
+    conn: &mut PgConnection,
+    subscriber_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM subscribers WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(subscriber_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// The subscriber a payment is for, locked, and the plan it buys.
 struct Payer {
     id: i64,
@@ -123,7 +144,7 @@ async fn lock_payer(
         "SELECT s.expires_at, s.wallet_balance_kes, p.id AS plan_id, p.price_kes, \
                 p.duration_seconds, p.data_cap_bytes, p.time_allowance_seconds \
            FROM subscribers s LEFT JOIN plans p ON p.id = COALESCE($2, s.plan_id) \
-          WHERE s.id = $1 FOR UPDATE OF s",
+          WHERE s.id = $1 FOR NO KEY UPDATE OF s",
     )
     .bind(subscriber_id)
     .bind(plan_id)

@@ -246,6 +246,9 @@ pub async fn mark_paid(
     // A success known only from STK Query has no receipt; the same payment may already be
     // in the ledger from its C2B confirmation (Safaricom sends one for STK payments too).
     // Claim that one instead of crediting twice.
+    if receipt.is_none() {
+        ledger::lock_subscriber(conn, intent.subscriber_id).await?;
+    }
     if receipt.is_none()
         && let Some(payment_id) = claim_c2b_copy(conn, intent, amount_kes).await?
     {
