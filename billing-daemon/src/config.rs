@@ -27,6 +27,7 @@
 //! | `default_interim_interval` | `JASIYO_DEFAULT_INTERIM_INTERVAL` | `300` (seconds; assumed when a router sends no Acct-Interim-Interval) |
 //! | `voucher_key_file`      | `JASIYO_VOUCHER_KEY_FILE`      | `/var/lib/jasiyo/voucher.key` (created if missing) |
 //! | `isp_name`              | `JASIYO_ISP_NAME`              | `Jasiyo` (printed on vouchers)               |
+//! | `public_url`            | `JASIYO_PUBLIC_URL`            | none: how phones and Safaricom reach the daemon (the hotspot page's API address; also `[mpesa]`'s) |
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
@@ -102,6 +103,7 @@ struct FileConfig {
     default_interim_interval: Option<u32>,
     voucher_key_file: Option<PathBuf>,
     isp_name: Option<String>,
+    public_url: Option<String>,
 }
 
 pub use crate::accounting::DEFAULT_INTERIM_INTERVAL_SECS;
@@ -199,6 +201,9 @@ pub struct Settings {
     pub voucher_key_file: PathBuf,
     /// The ISP's name, printed on vouchers.
     pub isp_name: String,
+    /// Where phones on a hotspot (and Safaricom) reach this daemon, no trailing slash
+    /// (`JASIYO_PUBLIC_URL`); the hotspot login page and the RouterOS script need it.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -351,6 +356,19 @@ impl Settings {
         if isp_name.is_empty() || isp_name.chars().count() > 100 {
             bail!("JASIYO_ISP_NAME must be 1..100 characters");
         }
+        let public_url = match env("JASIYO_PUBLIC_URL")
+            .or(f.public_url)
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_owned();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("JASIYO_PUBLIC_URL {url:?} must start with https:// or http://");
+                }
+                Some(url)
+            }
+            None => mpesa.as_ref().map(|m| m.public_url.clone()),
+        };
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -367,6 +385,7 @@ impl Settings {
             default_interim_interval,
             voucher_key_file,
             isp_name,
+            public_url,
         };
         settings.connect_options()?;
         Ok(settings)

@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod enforcement;
+pub mod hotspot_page;
 pub mod payments;
 pub mod publisher;
 pub mod serve;

@@ -10,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
+use crate::hotspot_page::PageSettings;
 use crate::payments::{self, Mpesa};
 use crate::vouchers::{self, VoucherConfig};
 use crate::{enforcement, publisher};
@@ -124,6 +125,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             key: voucher_key,
             isp_name: settings.isp_name.clone(),
         }),
+        hotspot_page: PageSettings {
+            public_url: settings.public_url.clone(),
+            isp_name: settings.isp_name.clone(),
+        },
     };
     // The peer address is what the M-Pesa callback allow-list checks.
     axum::serve(

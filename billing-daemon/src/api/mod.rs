@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use crate::accounting::consumer::JournalStats;
 use crate::config::RadiusSettings;
+use crate::hotspot_page::PageSettings;
 use crate::payments::Mpesa;
 use crate::publisher::SnapshotHandle;
 use crate::vouchers::VoucherConfig;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub mpesa: Option<Mpesa>,
     /// The voucher key and what is printed on vouchers (None: voucher endpoints answer 503).
     pub vouchers: Option<VoucherConfig>,
+    /// What the hotspot login page bakes in (public URL, ISP name).
+    pub hotspot_page: PageSettings,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +69,7 @@ pub struct AppState {
         payments::recover, payments::recovery, payments::recoveries,
         vouchers::create, vouchers::list, vouchers::get, vouchers::revoke, vouchers::print_html,
         vouchers::print_pdf, vouchers::codes_csv, vouchers::vouchers, vouchers::sales,
+        crate::hotspot_page::login_page,
     ),
     modifiers(&BearerAuth),
 )]
@@ -210,9 +214,15 @@ pub fn app(state: AppState) -> axum::Router {
             "/ts/{token}/timeout",
             post(crate::payments::recovery::timeout),
         );
+    // The hotspot login page: no token (RouterOS fetches it, see routers::render_script).
+    let portal = axum::Router::new().route(
+        "/routers/{id}/login.html",
+        get(crate::hotspot_page::login_page),
+    );
     axum::Router::new()
         .nest("/api/v1", api)
         .nest("/pay/cb", callbacks)
+        .nest("/portal/v1", portal)
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -265,7 +265,7 @@ pub async fn routeros_script(
     let r = fetch(&st.pool, id).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        render_script(&r, &st.radius),
+        render_script(&r, &st.radius, st.hotspot_page.public_url.as_deref()),
     ))
 }
 
@@ -283,9 +283,10 @@ fn ros_quote(s: &str) -> String {
     out
 }
 
-/// The script text (pure, for tests).
-pub fn render_script(r: &Router, radius: &RadiusSettings) -> String {
-    format!(
+/// The script text (pure, for tests). With the daemon's public URL it also installs the
+/// hotspot login page and opens the walled garden to the portal API the page calls.
+pub fn render_script(r: &Router, radius: &RadiusSettings, public_url: Option<&str>) -> String {
+    let mut script = format!(
         "# Jasiyo: RADIUS setup for router {name} ({ip}), RouterOS v7.\n\
          # Paste into a terminal on the router. Attributes from RADIUS override the default profiles.\n\
          /radius add service=ppp,hotspot address={addr} secret={secret} authentication-port={auth} \
@@ -301,7 +302,43 @@ pub fn render_script(r: &Router, radius: &RadiusSettings) -> String {
         acct = radius.acct_port,
         comment = ros_quote("jasiyo"),
         coa = r.coa_port,
-    )
+    );
+    if let Some(host) = public_url.and_then(url_host) {
+        let base = public_url.unwrap_or_default().trim_end_matches('/');
+        let page = format!("{base}/portal/v1/routers/{}/login.html", r.id);
+        // An address goes in dst-address; a name is resolved by the router.
+        let ip_match = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => format!("dst-address={host}"),
+            _ => format!("dst-host={}", ros_quote(host)),
+        };
+        script.push_str(&format!(
+            "# The hotspot login page: packages, M-Pesa purchase, voucher codes. It goes into the\n\
+             # hotspot profile's html-directory (\"hotspot\" by default; use flash/hotspot/login.html\n\
+             # on devices whose files live under flash/). Run the fetch again after a change.\n\
+             /tool fetch url={page} dst-path=hotspot/login.html\n\
+             # Before login, phones must reach the portal API the page calls ({host}).\n\
+             /ip hotspot walled-garden add dst-host={quoted_host} comment={comment}\n\
+             /ip hotspot walled-garden ip add action=accept {ip_match} comment={comment}\n",
+            page = ros_quote(&page),
+            quoted_host = ros_quote(host),
+            comment = ros_quote("jasiyo portal"),
+        ));
+    }
+    script
+}
+
+/// The host of an `http(s)://` URL, without port or brackets (`None` if there is none).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 #[cfg(test)]
@@ -323,12 +360,86 @@ mod tests {
             auth_port: 1812,
             acct_port: 1813,
         };
-        let s = render_script(&r, &radius);
+        let s = render_script(&r, &radius, None);
         assert!(s.contains(
             "/radius add service=ppp,hotspot address=198.51.100.7 secret=\"s3\\\"cr\\$t\" authentication-port=1812 accounting-port=1813"
         ));
         assert!(s.contains("/ppp aaa set use-radius=yes accounting=yes interim-update=5m\n"));
         assert!(s.contains("/ip hotspot profile set [find] use-radius=yes"));
         assert!(s.contains("/radius incoming set accept=yes port=3799\n"));
+        assert!(
+            !s.contains("walled-garden") && !s.contains("/tool fetch"),
+            "{s}"
+        );
+    }
+
+    fn router(id: i64) -> Router {
+        Router {
+            id,
+            name: "tower-1".to_owned(),
+            ip: "192.0.2.1".parse().unwrap(),
+            secret: SecretString::from("s"),
+            nas_identifier: None,
+            coa_port: 3799,
+        }
+    }
+
+    fn radius() -> RadiusSettings {
+        RadiusSettings {
+            public_address: "198.51.100.7".to_owned(),
+            auth_port: 1812,
+            acct_port: 1813,
+        }
+    }
+
+    #[test]
+    fn script_installs_the_login_page_and_the_walled_garden() {
+        let s = render_script(
+            &router(7),
+            &radius(),
+            Some("https://pay.example.co.ke:8443/"),
+        );
+        assert!(s.contains(
+            "\n/tool fetch url=\"https://pay.example.co.ke:8443/portal/v1/routers/7/login.html\" \
+             dst-path=hotspot/login.html\n"
+        ), "{s}");
+        assert!(s.contains("flash/hotspot/login.html"), "{s}");
+        assert!(s.contains(
+            "\n/ip hotspot walled-garden add dst-host=\"pay.example.co.ke\" comment=\"jasiyo portal\"\n"
+        ), "{s}");
+        assert!(
+            s.contains(
+                "\n/ip hotspot walled-garden ip add action=accept dst-host=\"pay.example.co.ke\" \
+             comment=\"jasiyo portal\"\n"
+            ),
+            "{s}"
+        );
+        // Every command line is one RouterOS command; comments start with #.
+        for line in s.lines() {
+            assert!(line.starts_with('#') || line.starts_with('/'), "{line}");
+        }
+    }
+
+    #[test]
+    fn script_with_an_address_uses_dst_address() {
+        let s = render_script(&router(3), &radius(), Some("http://203.0.113.5:58080"));
+        assert!(
+            s.contains("/ip hotspot walled-garden ip add action=accept dst-address=203.0.113.5 "),
+            "{s}"
+        );
+        assert!(
+            s.contains("/ip hotspot walled-garden add dst-host=\"203.0.113.5\" "),
+            "{s}"
+        );
+        assert!(s.contains("url=\"http://203.0.113.5:58080/portal/v1/routers/3/login.html\""));
+    }
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(url_host("https://a.example/x"), Some("a.example"));
+        assert_eq!(url_host("http://u@a.example:80"), Some("a.example"));
+        assert_eq!(url_host("http://[2001:db8::1]:8080/"), Some("2001:db8::1"));
+        assert_eq!(url_host("ftp://a.example"), None);
+        assert_eq!(url_host("https:///x"), None);
     }
 }
