@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod enforcement;
 pub mod payments;
+pub mod portal;
 pub mod publisher;
 pub mod serve;
 pub mod telemetry;

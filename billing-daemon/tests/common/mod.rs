@@ -71,6 +71,10 @@ pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> A
             key: voucher_key(),
             isp_name: "Mtaani Net".to_owned(),
         }),
+        portal: std::sync::Arc::new(billing_daemon::portal::Portal::new(
+            billing_daemon::config::PortalLimits::default(),
+            None,
+        )),
     }
 }
 
