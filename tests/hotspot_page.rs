@@ -1,10 +1,12 @@
 //! End to end: the hotspot login page (`billing-daemon/assets/hotspot/login.html`, served
 //! per router at `/portal/v1/routers/{id}/login.html`) in headless Chromium, behind a
 //! MikroTik hotspot stand-in that logs in through the stack's radiusd (see
-//! support/hotspot.rs).
+//! support/hotspot.rs): typed voucher codes over HTTP-CHAP and PAP, and the whole purchase
+//! (package, phone, the fake Daraja's payment, the automatic login).
 
 mod support;
 
+use fake_daraja::{FakeConfig, FakeDaraja, Outcome};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use support::hotspot::{Chrome, HotspotRouter, LOGGED_IN};
@@ -22,7 +24,7 @@ async fn stack() -> Stack {
 async fn hotspot_plan(stack: &Stack) -> i64 {
     stack
         .create_plan(json!({
-            "rate_limit": "2M/4M", "price_kes": 20, "duration_seconds": 86_400,
+            "name": "1 hour", "rate_limit": "2M/4M", "price_kes": 20, "duration_seconds": 86_400,
             "time_allowance_seconds": 3600, "service": "hotspot",
         }))
         .await
@@ -263,6 +265,163 @@ async fn login_page_is_per_router() {
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.expect("JSON error");
     assert_eq!(body["error"]["code"], "not_found", "{body}");
+}
+
+/// A stack with M-Pesa through the fake Daraja (its own address as JASIYO_PUBLIC_URL).
+async fn stack_with_mpesa() -> (Stack, FakeDaraja) {
+    let fake = FakeDaraja::start(FakeConfig::sandbox()).await;
+    let stack = spawn_stack_with(StackOptions {
+        mpesa: Some(fake.base_url()),
+        ..StackOptions::default()
+    })
+    .await;
+    (stack, fake)
+}
+
+/// A router selling two hotspot packages on its page; returns it and the packages' ids.
+async fn router_selling(stack: &Stack, host: u8) -> (HotspotRouter, i64, i64) {
+    let hour = hotspot_plan(stack).await;
+    let day = stack
+        .create_plan(json!({
+            "name": "1 day", "rate_limit": "5M/5M", "price_kes": 50,
+            "duration_seconds": 86_400, "service": "hotspot",
+        }))
+        .await;
+    let router = HotspotRouter::start(stack, host, true).await;
+    let (status, body) = stack
+        .api
+        .request(
+            reqwest::Method::PUT,
+            &format!("/routers/{}/packages", router.nas.router_id()),
+            Some(json!({"package_ids": [hour, day]})),
+        )
+        .await;
+    assert!(status.is_success(), "PUT packages: {status} {body}");
+    (router, hour, day)
+}
+
+/// Chooses a package on the page, types the phone number and taps Pay.
+async fn buy(chrome: &Chrome, router: &HotspotRouter, package: i64, phone: &str) {
+    use fantoccini::Locator;
+    let c = &chrome.client;
+    c.goto(&router.login_url())
+        .await
+        .expect("open the login page");
+    let choice = c
+        .wait()
+        .for_element(Locator::Css(&format!("button[data-package=\"{package}\"]")))
+        .await
+        .expect("the package on the page");
+    chrome.screenshot("packages").await;
+    choice.click().await.expect("choose the package");
+    c.find(Locator::Id("phone"))
+        .await
+        .expect("#phone")
+        .send_keys(phone)
+        .await
+        .expect("type the phone number");
+    c.find(Locator::Id("pay"))
+        .await
+        .expect("#pay")
+        .click()
+        .await
+        .expect("tap Pay");
+}
+
+/// The whole purchase on the page: packages listed, the 1-day package chosen, the phone
+/// typed; the fake Daraja pays; the page gets the code and logs in by itself over HTTP-CHAP;
+/// the voucher is then active (its first use journaled and applied), of the package bought,
+/// and one payment of its price is in the ledger.
+#[tokio::test]
+async fn buying_on_the_page_logs_in_by_itself() {
+    let (stack, fake) = stack_with_mpesa().await;
+    let (router, _, day) = router_selling(&stack, 10).await;
+    let chrome = Chrome::start().await;
+
+    let ids: Vec<i64> = {
+        chrome
+            .client
+            .goto(&router.login_url())
+            .await
+            .expect("open the login page");
+        chrome
+            .wait_text("pkgs", "the packages listed", |t| t.contains("KES 50"))
+            .await;
+        let ids = chrome
+            .client
+            .execute(
+                "var b = document.querySelectorAll('#pkgs button'), out = []; \
+                 for (var i = 0; i < b.length; i++) { out.push(+b[i].getAttribute('data-package')); } \
+                 return out;",
+                vec![],
+            )
+            .await
+            .expect("package ids");
+        serde_json::from_value(ids).expect("ids")
+    };
+    assert_eq!(ids.len(), 2, "both packages, in order: {ids:?}");
+    assert_eq!(ids[1], day);
+
+    buy(&chrome, &router, day, "0712 345 678").await;
+    chrome
+        .wait_text("status", "logged in after paying", |t| t == LOGGED_IN)
+        .await;
+    chrome.screenshot("bought-logged-in").await;
+
+    let logins = router.logins();
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert!(logins[0].accepted && logins[0].chap, "{logins:?}");
+    let code = logins[0].username.clone();
+    let name = lookup_name(&stack, &code);
+    stack
+        .wait_for_sql(
+            &format!(
+                "SELECT activated_at IS NOT NULL AND plan_id = {day} FROM subscribers \
+                 WHERE username = '{name}'"
+            ),
+            "t",
+        )
+        .await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(
+        (ledger[0].amount, ledger[0].phone.as_str()),
+        (50, "254712345678")
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM payments"),
+        "1",
+        "one payment credited"
+    );
+    router.assert_clean();
+    chrome.close().await;
+}
+
+/// The customer cancels the prompt: the page says so, logs nobody in, and lets them try
+/// again.
+#[tokio::test]
+async fn a_cancelled_payment_shows_why_and_logs_nobody_in() {
+    let (stack, fake) = stack_with_mpesa().await;
+    let (router, hour, _) = router_selling(&stack, 11).await;
+    fake.script("254712000111", Outcome::failing(1032));
+    let chrome = Chrome::start().await;
+
+    buy(&chrome, &router, hour, "0712000111").await;
+    let shown = chrome
+        .wait_text("status", "the cancellation on the page", |t| {
+            t.to_lowercase().contains("cancel")
+        })
+        .await;
+    chrome.screenshot("cancelled").await;
+    assert!(router.logins().is_empty(), "{:?}", router.logins());
+    let enabled = chrome
+        .client
+        .execute("return !document.getElementById('pay').disabled;", vec![])
+        .await
+        .expect("pay button");
+    assert_eq!(enabled, json!(true), "Pay can be tapped again ({shown})");
+    router.assert_clean();
+    chrome.close().await;
 }
 
 fn hex(bytes: &[u8]) -> String {

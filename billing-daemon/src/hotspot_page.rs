@@ -73,7 +73,7 @@ fn script_json(value: &serde_json::Value) -> String {
 }
 
 /// The hotspot login page for this router, with the portal settings baked in.
-#[utoipa::path(get, path = "/portal/v1/routers/{id}/login.html", tag = "portal", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/portal/v1/routers/{router_id}/login.html", tag = "portal", params(("router_id" = i64, Path)),
     responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn login_page(

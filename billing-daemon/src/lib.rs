@@ -13,6 +13,7 @@ pub mod domain;
 pub mod enforcement;
 pub mod hotspot_page;
 pub mod payments;
+pub mod portal;
 pub mod publisher;
 pub mod serve;
 pub mod telemetry;

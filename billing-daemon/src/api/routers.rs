@@ -14,6 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, double_option};
 use crate::config::RadiusSettings;
 use crate::db::{ROUTER_COLUMNS, Router, router_from_row};
+use crate::portal::handlers::{Package, router_packages};
 
 /// A router (NAS) as the API shows it, secret included (the operator needs it).
 #[derive(Debug, Serialize, ToSchema)]
@@ -442,4 +443,115 @@ mod tests {
         assert_eq!(url_host("ftp://a.example"), None);
         assert_eq!(url_host("https:///x"), None);
     }
+}
+
+/// Body of `PUT /routers/{id}/packages`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackagesIn {
+    /// Plans (serving hotspot logins) the router's hotspot page sells, in the order shown.
+    /// Empty: it sells nothing (vouchers typed in still work).
+    pub package_ids: Vec<i64>,
+}
+
+/// What a router's hotspot page sells.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackagesOut {
+    /// The plans, in order.
+    pub package_ids: Vec<i64>,
+    /// The same, as the page shows them.
+    pub packages: Vec<Package>,
+}
+
+/// Most packages one page sells.
+const MAX_PACKAGES: usize = 50;
+
+async fn packages_of(
+    db: impl sqlx::PgExecutor<'_>,
+    id: i64,
+) -> Result<ApiJson<PackagesOut>, ApiError> {
+    let packages = router_packages(db, id).await?;
+    Ok(ApiJson(PackagesOut {
+        package_ids: packages.iter().map(|p| p.id).collect(),
+        packages,
+    }))
+}
+
+/// The packages this router's hotspot login page sells.
+#[utoipa::path(get, path = "/api/v1/routers/{id}/packages", tag = "routers", params(("id" = i64, Path)),
+    responses((status = 200, body = PackagesOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_packages(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<ApiJson<PackagesOut>, ApiError> {
+    fetch(&st.pool, id).await?;
+    packages_of(&st.pool, id).await
+}
+
+/// Sets the packages this router's hotspot login page sells, in order (replacing the
+/// previous list). Each must be a plan serving hotspot logins.
+#[utoipa::path(put, path = "/api/v1/routers/{id}/packages", tag = "routers", params(("id" = i64, Path)),
+    request_body = PackagesIn,
+    responses((status = 200, body = PackagesOut), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "An unknown plan, a PPPoE-only plan, a repeat, or too many")),
+    security(("bearer" = [])))]
+pub async fn put_packages(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<PackagesIn>,
+) -> Result<ApiJson<PackagesOut>, ApiError> {
+    let ids = body.package_ids;
+    if ids.len() > MAX_PACKAGES {
+        return Err(ApiError::Validation(format!(
+            "at most {MAX_PACKAGES} packages per router"
+        )));
+    }
+    if let Some((i, dup)) = ids.iter().enumerate().find(|(i, p)| ids[..*i].contains(p)) {
+        return Err(ApiError::Validation(format!(
+            "package_ids[{i}]: plan {dup} is listed twice"
+        )));
+    }
+    let mut tx = st.pool.begin().await?;
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM routers WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if found.is_none() {
+        return Err(ApiError::NotFound(format!("router {id} not found")));
+    }
+    let services: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, service FROM plans WHERE id = ANY($1) FOR KEY SHARE")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    for plan in &ids {
+        match services.iter().find(|(p, _)| p == plan) {
+            None => {
+                return Err(ApiError::Validation(format!(
+                    "plan_id {plan} does not refer to an existing plan"
+                )));
+            }
+            Some((_, service)) if service == "pppoe" => {
+                return Err(ApiError::Validation(format!(
+                    "plan {plan} is PPPoE only: a hotspot page sells plans serving hotspot logins"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    sqlx::query("DELETE FROM router_packages WHERE router_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO router_packages (router_id, plan_id, position) \
+         SELECT $1, t.plan, t.n FROM UNNEST($2::bigint[]) WITH ORDINALITY AS t(plan, n)",
+    )
+    .bind(id)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    let out = packages_of(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok(out)
 }
