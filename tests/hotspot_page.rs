@@ -6,11 +6,13 @@
 
 mod support;
 
-use fake_daraja::{FakeConfig, FakeDaraja, Outcome};
+use fake_daraja::Outcome;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use support::hotspot::{Chrome, HotspotRouter, LOGGED_IN};
-use support::{Reply, Stack, StackOptions, hotspot_pap, id_of, spawn_stack_with};
+use support::{
+    Reply, Stack, StackOptions, hotspot_pap, id_of, spawn_stack_with, spawn_stack_with_mpesa,
+};
 
 async fn stack() -> Stack {
     spawn_stack_with(StackOptions {
@@ -267,17 +269,6 @@ async fn login_page_is_per_router() {
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
-/// A stack with M-Pesa through the fake Daraja (its own address as JASIYO_PUBLIC_URL).
-async fn stack_with_mpesa() -> (Stack, FakeDaraja) {
-    let fake = FakeDaraja::start(FakeConfig::sandbox()).await;
-    let stack = spawn_stack_with(StackOptions {
-        mpesa: Some(fake.base_url()),
-        ..StackOptions::default()
-    })
-    .await;
-    (stack, fake)
-}
-
 /// A router selling two hotspot packages on its page; returns it and the packages' ids.
 async fn router_selling(stack: &Stack, host: u8) -> (HotspotRouter, i64, i64) {
     let hour = hotspot_plan(stack).await;
@@ -334,7 +325,7 @@ async fn buy(chrome: &Chrome, router: &HotspotRouter, package: i64, phone: &str)
 /// and one payment of its price is in the ledger.
 #[tokio::test]
 async fn buying_on_the_page_logs_in_by_itself() {
-    let (stack, fake) = stack_with_mpesa().await;
+    let (stack, fake) = spawn_stack_with_mpesa().await;
     let (router, _, day) = router_selling(&stack, 10).await;
     let chrome = Chrome::start().await;
 
@@ -401,7 +392,7 @@ async fn buying_on_the_page_logs_in_by_itself() {
 /// again.
 #[tokio::test]
 async fn a_cancelled_payment_shows_why_and_logs_nobody_in() {
-    let (stack, fake) = stack_with_mpesa().await;
+    let (stack, fake) = spawn_stack_with_mpesa().await;
     let (router, hour, _) = router_selling(&stack, 11).await;
     fake.script("254712000111", Outcome::failing(1032));
     let chrome = Chrome::start().await;

@@ -138,6 +138,17 @@ pub(crate) async fn spawn_stack() -> Stack {
     spawn_stack_with(StackOptions::default()).await
 }
 
+/// A stack taking M-Pesa payments through a fake Daraja started here (sandbox credentials).
+pub(crate) async fn spawn_stack_with_mpesa() -> (Stack, fake_daraja::FakeDaraja) {
+    let fake = fake_daraja::FakeDaraja::start(fake_daraja::FakeConfig::sandbox()).await;
+    let stack = spawn_stack_with(StackOptions {
+        mpesa: Some(fake.base_url()),
+        ..StackOptions::default()
+    })
+    .await;
+    (stack, fake)
+}
+
 /// A running stack: database, daemon, radiusd. Drops kill what it started.
 pub(crate) struct Stack {
     pub(crate) api: Api,
