@@ -7,11 +7,13 @@
 # run bindgen over the FreeRADIUS headers; postgresql-15 gives the binaries for
 # the private cluster (no system cluster is used); gcc/libc6-dev link Rust;
 # acl lets the scripts give postgres/freerad search access to a checkout under
-# /root; curl and jq let stack.sh talk to the API.
+# /root; curl and jq let stack.sh talk to the API. chromium and
+# chromium-driver (chromedriver) run the hotspot login page in the tests.
 JASIYO_PACKAGES=(
     freeradius freeradius-utils libfreeradius-dev
     libclang-dev clang libtalloc-dev libpcre3-dev pkg-config
     postgresql-15 gcc libc6-dev curl ca-certificates acl jq
+    chromium chromium-driver
 )
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 

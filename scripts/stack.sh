@@ -23,6 +23,8 @@
 #   JASIYO_LOG              daemon log filter [info]
 #   JASIYO_VOUCHER_KEY_FILE hotspot voucher key, read by the daemon (which creates it)
 #                           and by radiusd's jasiyo module [.jasiyo/voucher.key]
+#   JASIYO_PUBLIC_URL       where phones (and Safaricom) reach the daemon; the hotspot
+#                           login page calls it [http://JASIYO_LISTEN]
 #   JASIYO_BACKGROUND_NICE  CPU nice value of billing-daemon and the private
 #                           cluster (radiusd keeps 0) [10]
 set -euo pipefail
@@ -103,7 +105,8 @@ export_daemon_env() {
         JASIYO_SNAPSHOT_GROUP="$snapshot_group" JASIYO_RADIUS_AUTH_PORT="$auth_port" \
         JASIYO_JOURNAL_PATH="$journal_path" JASIYO_JOURNAL_CAPACITY="$journal_capacity" \
         JASIYO_RADIUS_ACCT_PORT="$acct_port" JASIYO_LOG="${JASIYO_LOG:-info}" \
-        JASIYO_VOUCHER_KEY_FILE="$voucher_key_file"
+        JASIYO_VOUCHER_KEY_FILE="$voucher_key_file" \
+        JASIYO_PUBLIC_URL="${JASIYO_PUBLIC_URL:-http://$listen}"
 }
 
 # alive_and PIDFILE WORD COMMAND...: runs COMMAND, or returns 255 (which

@@ -11,17 +11,9 @@ use fake_daraja::{C2bOutcome, DeliveryKind, FakeConfig, FakeDaraja, Outcome};
 use radius_proto::Code;
 use serde_json::json;
 use support::mikrotik::{Mikrotik, Verdict};
-use support::{Stack, StackOptions, pap, poll, rfc3339_in, spawn_stack_with};
-
-async fn stack_with_mpesa() -> (Stack, FakeDaraja) {
-    let fake = FakeDaraja::start(FakeConfig::sandbox()).await;
-    let stack = spawn_stack_with(StackOptions {
-        mpesa: Some(fake.base_url()),
-        ..StackOptions::default()
-    })
-    .await;
-    (stack, fake)
-}
+use support::{
+    Stack, StackOptions, pap, poll, rfc3339_in, spawn_stack_with, spawn_stack_with_mpesa,
+};
 
 /// An expired subscriber on a 500 KES plan, refused by radiusd until they pay.
 async fn expired_customer(stack: &Stack, username: &str) {
@@ -48,7 +40,7 @@ async fn expired_customer(stack: &Stack, username: &str) {
 
 #[tokio::test]
 async fn an_stk_payment_lets_the_customer_in_at_the_next_request() {
-    let (stack, fake) = stack_with_mpesa().await;
+    let (stack, fake) = spawn_stack_with_mpesa().await;
     expired_customer(&stack, "wanjiku").await;
     let intent = stack
         .api
@@ -76,7 +68,7 @@ async fn an_stk_payment_lets_the_customer_in_at_the_next_request() {
 
 #[tokio::test]
 async fn a_paybill_payment_lets_the_customer_in() {
-    let (stack, fake) = stack_with_mpesa().await;
+    let (stack, fake) = spawn_stack_with_mpesa().await;
     expired_customer(&stack, "otieno").await;
     stack.api.post("/payments/c2b/register").await;
     let paid = fake.pay_c2b("Otieno ", 500, "254722000001").await;
@@ -98,7 +90,7 @@ async fn a_paybill_payment_lets_the_customer_in() {
 
 #[tokio::test]
 async fn paying_reconnects_a_customer_the_router_kept_online_after_expiry() {
-    let (stack, fake) = stack_with_mpesa().await;
+    let (stack, fake) = spawn_stack_with_mpesa().await;
     let router = Mikrotik::attach(&stack, 41).await;
     let plan = stack
         .create_plan(json!({"price_kes": 500, "simultaneous_use": null}))

@@ -27,6 +27,11 @@
 //! | `default_interim_interval` | `JASIYO_DEFAULT_INTERIM_INTERVAL` | `300` (seconds; assumed when a router sends no Acct-Interim-Interval) |
 //! | `voucher_key_file`      | `JASIYO_VOUCHER_KEY_FILE`      | `/var/lib/jasiyo/voucher.key` (created if missing) |
 //! | `isp_name`              | `JASIYO_ISP_NAME`              | `Jasiyo` (printed on vouchers)               |
+//! | `public_url`            | `JASIYO_PUBLIC_URL`            | none: how phones and Safaricom reach the daemon (the hotspot page's API address; also `[mpesa]`'s) |
+//! | `isp_name`              | `JASIYO_ISP_NAME`              | `Jasiyo` (printed on vouchers and shown on the hotspot page) |
+//! | `portal_purchases_per_ip_per_minute` | `JASIYO_PORTAL_PURCHASES_PER_IP_PER_MINUTE` | `10` purchases started from one address |
+//! | `portal_purchases_per_phone_per_hour` | `JASIYO_PORTAL_PURCHASES_PER_PHONE_PER_HOUR` | `5` purchases for one phone |
+//! | `portal_polls_per_ip_per_minute` | `JASIYO_PORTAL_POLLS_PER_IP_PER_MINUTE` | `120` status polls from one address |
 //!
 //! The journal's directory is created mode 0750 and the file 0660, both with the snapshot
 //! group (radiusd's), so the module can append.
@@ -102,6 +107,33 @@ struct FileConfig {
     default_interim_interval: Option<u32>,
     voucher_key_file: Option<PathBuf>,
     isp_name: Option<String>,
+    public_url: Option<String>,
+    portal_purchases_per_ip_per_minute: Option<u32>,
+    portal_purchases_per_phone_per_hour: Option<u32>,
+    portal_polls_per_ip_per_minute: Option<u32>,
+}
+
+/// Rate limits of the public portal API (the hotspot login page), per client address and
+/// per phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortalLimits {
+    /// Purchases started from one address per minute (a router that NATs its hotspot
+    /// clients shows all of them as one address).
+    pub purchases_per_ip_per_minute: u32,
+    /// Purchases for one phone per hour.
+    pub purchases_per_phone_per_hour: u32,
+    /// Status polls from one address per minute (the page polls every 2 s).
+    pub polls_per_ip_per_minute: u32,
+}
+
+impl Default for PortalLimits {
+    fn default() -> Self {
+        Self {
+            purchases_per_ip_per_minute: 10,
+            purchases_per_phone_per_hour: 5,
+            polls_per_ip_per_minute: 120,
+        }
+    }
 }
 
 pub use crate::accounting::DEFAULT_INTERIM_INTERVAL_SECS;
@@ -199,6 +231,11 @@ pub struct Settings {
     pub voucher_key_file: PathBuf,
     /// The ISP's name, printed on vouchers.
     pub isp_name: String,
+    /// Where phones on a hotspot (and Safaricom) reach this daemon, no trailing slash
+    /// (`JASIYO_PUBLIC_URL`); the hotspot login page and the RouterOS script need it.
+    pub public_url: Option<String>,
+    /// The portal API's rate limits.
+    pub portal: PortalLimits,
 }
 
 impl Settings {
@@ -351,6 +388,43 @@ impl Settings {
         if isp_name.is_empty() || isp_name.chars().count() > 100 {
             bail!("JASIYO_ISP_NAME must be 1..100 characters");
         }
+        let public_url = match env("JASIYO_PUBLIC_URL")
+            .or(f.public_url)
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_owned();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("JASIYO_PUBLIC_URL {url:?} must start with https:// or http://");
+                }
+                Some(url)
+            }
+            None => mpesa.as_ref().map(|m| m.public_url.clone()),
+        };
+        let portal_defaults = PortalLimits::default();
+        let portal = PortalLimits {
+            purchases_per_ip_per_minute: positive_count(
+                &env,
+                "JASIYO_PORTAL_PURCHASES_PER_IP_PER_MINUTE",
+                f.portal_purchases_per_ip_per_minute,
+                portal_defaults.purchases_per_ip_per_minute,
+                "",
+            )?,
+            purchases_per_phone_per_hour: positive_count(
+                &env,
+                "JASIYO_PORTAL_PURCHASES_PER_PHONE_PER_HOUR",
+                f.portal_purchases_per_phone_per_hour,
+                portal_defaults.purchases_per_phone_per_hour,
+                "",
+            )?,
+            polls_per_ip_per_minute: positive_count(
+                &env,
+                "JASIYO_PORTAL_POLLS_PER_IP_PER_MINUTE",
+                f.portal_polls_per_ip_per_minute,
+                portal_defaults.polls_per_ip_per_minute,
+                "",
+            )?,
+        };
         let settings = Self {
             database_url: SecretString::from(database_url),
             listen,
@@ -367,6 +441,8 @@ impl Settings {
             default_interim_interval,
             voucher_key_file,
             isp_name,
+            public_url,
+            portal,
         };
         settings.connect_options()?;
         Ok(settings)

@@ -47,6 +47,26 @@ pub async fn load(pool: &PgPool, router_secret: Option<&str>) -> anyhow::Result<
         .bind("hotspot")
         .fetch_one(&mut *tx)
         .await?;
+    let one_hour: i64 = sqlx::query_scalar(plan)
+        .bind("Hotspot 1 hour")
+        .bind("2M/2M")
+        .bind(20_i64)
+        .bind(3_600_i64)
+        .bind(None::<i64>)
+        .bind(None::<String>)
+        .bind("hotspot")
+        .fetch_one(&mut *tx)
+        .await?;
+    let one_gb: i64 = sqlx::query_scalar(plan)
+        .bind("Hotspot 1 GB")
+        .bind("5M/5M")
+        .bind(100_i64)
+        .bind(7 * 86_400_i64)
+        .bind(Some(1_i64 << 30))
+        .bind(None::<String>)
+        .bind("hotspot")
+        .fetch_one(&mut *tx)
+        .await?;
 
     let fresh_secret = || {
         let mut b = [0u8; 12];
@@ -76,6 +96,21 @@ pub async fn load(pool: &PgPool, router_secret: Option<&str>) -> anyhow::Result<
         .fetch_one(&mut *tx)
         .await?,
     };
+
+    // What the demo router's hotspot login page sells, in this order.
+    sqlx::query(
+        "DELETE FROM router_packages WHERE router_id = (SELECT id FROM routers WHERE name = 'demo-router')",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO router_packages (router_id, plan_id, position) \
+         SELECT r.id, t.plan, t.n FROM routers r, UNNEST($1::bigint[]) WITH ORDINALITY AS t(plan, n) \
+          WHERE r.name = 'demo-router'",
+    )
+    .bind([one_hour, hotspot, one_gb])
+    .execute(&mut *tx)
+    .await?;
 
     // (username, password, plan, status, expires in seconds from now, mac, data remaining)
     type Demo<'a> = (

@@ -100,7 +100,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = serve::connect(&settings).await?;
             let s = demo::load(&pool, router_secret.as_deref()).await?;
             println!(
-                "plans: \"Home 5M\" (5M/5M, 30 days, KES 1500, pppoe+hotspot), \"Hotspot 1 day\" (2M/2M, 1 day, KES 50, hotspot)"
+                "plans: \"Home 5M\" (5M/5M, 30 days, KES 1500, pppoe+hotspot); hotspot packages sold on the \
+                 demo router's login page: \"Hotspot 1 hour\" (KES 20), \"Hotspot 1 day\" (KES 50, 2 GB), \
+                 \"Hotspot 1 GB\" (KES 100, valid 7 days)"
             );
             println!(
                 "router: {} ip={} secret={}",

@@ -1,6 +1,7 @@
 //! `serve`: publish the first snapshot, start the journal consumer, then answer HTTP until
 //! SIGTERM or Ctrl-C.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +11,9 @@ use sqlx::postgres::PgPoolOptions;
 use crate::accounting::consumer::{self, JournalConfig};
 use crate::api::{AppState, app};
 use crate::config::{Settings, resolve_group};
+use crate::hotspot_page::PageSettings;
 use crate::payments::{self, Mpesa};
+use crate::portal::Portal;
 use crate::vouchers::{self, VoucherConfig};
 use crate::{enforcement, publisher};
 
@@ -114,6 +117,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "ready listen={addr} snapshot_generation={}",
         snapshot.generation()
     );
+    let portal = Arc::new(Portal::new(
+        settings.portal,
+        Some(settings.snapshot_dir.clone()),
+    ));
+    let sweeper = portal.spawn_sweeper(Duration::from_secs(60));
     let state = AppState {
         pool: pools.api,
         snapshot: snapshot.clone(),
@@ -124,6 +132,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             key: voucher_key,
             isp_name: settings.isp_name.clone(),
         }),
+        hotspot_page: PageSettings {
+            public_url: settings.public_url.clone(),
+            isp_name: settings.isp_name.clone(),
+        },
+        portal,
     };
     // The peer address is what the M-Pesa callback allow-list checks.
     axum::serve(
@@ -133,6 +146,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("HTTP server")?;
+    sweeper.abort();
     // The consumer finishes the batch it is storing, so a stop loses no work.
     journal.shutdown().await;
     enforcer.shutdown().await;

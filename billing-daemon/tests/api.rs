@@ -198,6 +198,20 @@ async fn router_crud_and_script(pool: PgPool) {
             .contains("/ip hotspot profile set [find] use-radius=yes")
     );
     assert!(r.text.contains("/radius incoming set accept=yes port=3799"));
+    // With a public URL: the hotspot login page and the walled garden for its API.
+    assert!(
+        r.text.contains(&format!(
+            "/tool fetch url=\"https://pay.example.co.ke/portal/v1/routers/{id}/login.html\" \
+             dst-path=hotspot/login.html"
+        )),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains(
+            "/ip hotspot walled-garden ip add action=accept dst-host=\"pay.example.co.ke\""
+        )
+    );
 
     let r = app
         .patch(

@@ -36,7 +36,7 @@ async fn plain_sql_changes_are_published(pool: PgPool) {
     assert!(first >= 1);
 
     let s = wait_for(dir.path(), "demo data", |s| s.generation() >= first).await;
-    assert_eq!(s.plan_count(), 2);
+    assert_eq!(s.plan_count(), 4);
     assert_eq!(s.router_count(), 1);
     let alice = s.subscriber_by_username(b"alice").unwrap();
     assert_eq!(alice.password(), b"alice-pass");

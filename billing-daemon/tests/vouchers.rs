@@ -396,7 +396,7 @@ async fn states_are_computed(pool: PgPool) {
         .json();
     assert_eq!(
         b["states"],
-        json!({"unused": 1, "active": 1, "exhausted": 1, "expired": 2, "revoked": 1})
+        json!({"unpaid": 0, "unused": 1, "active": 1, "exhausted": 1, "expired": 2, "revoked": 1})
     );
     for (state, want) in [
         ("unused", 0),
@@ -635,7 +635,7 @@ async fn accounting_by_code_counts_the_voucher_down_and_sales_report_it(pool: Pg
         1
     );
 
-    // Sales: two first uses today, and a portal batch.
+    // Sales: two first uses today, and a paid portal batch (an unpaid one is no sale).
     for c in &codes[..2] {
         sqlx::query("UPDATE subscribers SET activated_at = now() WHERE username = $1")
             .bind(name(c))
@@ -644,7 +644,8 @@ async fn accounting_by_code_counts_the_voucher_down_and_sales_report_it(pool: Pg
             .unwrap();
     }
     sqlx::query(
-        "INSERT INTO voucher_batches (plan_id, count, code_length, origin, price_kes) VALUES ($1, 4, 10, 'portal', 40)",
+        "INSERT INTO voucher_batches (plan_id, count, code_length, origin, price_kes, paid_at) \
+         VALUES ($1, 4, 10, 'portal', 40, now()), ($1, 1, 10, 'portal', 40, NULL)",
     )
     .bind(plan)
     .execute(&pool)

@@ -25,6 +25,7 @@
 
 pub(crate) mod acct;
 pub(crate) mod coa_server;
+pub(crate) mod hotspot;
 pub(crate) mod mikrotik;
 
 use std::fmt::Write as _;
@@ -113,6 +114,9 @@ pub(crate) struct StackOptions {
     /// Base URL of a fake Daraja (crates/fake-daraja, sandbox credentials) to take M-Pesa
     /// payments through; `None`: M-Pesa off.
     pub(crate) mpesa: Option<String>,
+    /// Give the daemon its own address as `JASIYO_PUBLIC_URL` (set anyway with `mpesa`),
+    /// so it serves the hotspot login page.
+    pub(crate) public_url: bool,
 }
 
 impl Default for StackOptions {
@@ -125,12 +129,24 @@ impl Default for StackOptions {
             stale_sweep_interval: None,
             default_interim_interval: None,
             mpesa: None,
+            public_url: false,
         }
     }
 }
 
 pub(crate) async fn spawn_stack() -> Stack {
     spawn_stack_with(StackOptions::default()).await
+}
+
+/// A stack taking M-Pesa payments through a fake Daraja started here (sandbox credentials).
+pub(crate) async fn spawn_stack_with_mpesa() -> (Stack, fake_daraja::FakeDaraja) {
+    let fake = fake_daraja::FakeDaraja::start(fake_daraja::FakeConfig::sandbox()).await;
+    let stack = spawn_stack_with(StackOptions {
+        mpesa: Some(fake.base_url()),
+        ..StackOptions::default()
+    })
+    .await;
+    (stack, fake)
 }
 
 /// A running stack: database, daemon, radiusd. Drops kill what it started.
@@ -153,6 +169,8 @@ pub(crate) struct Stack {
     /// may be someone's).
     coa_sink: UdpSocket,
     mpesa: Option<String>,
+    /// `JASIYO_PUBLIC_URL` = the daemon's address (see [`StackOptions::public_url`]).
+    public_url: bool,
     /// The voucher key both the daemon (`JASIYO_VOUCHER_KEY_FILE`) and radiusd
     /// (`voucher_key_file`) read, for tests that compute voucher lookup names.
     pub(crate) voucher_key: jasiyo_snapshot::voucher::VoucherKey,
@@ -200,6 +218,7 @@ pub(crate) async fn spawn_stack_with(options: StackOptions) -> Stack {
         .collect(),
         coa_sink: free_udp_socket(),
         mpesa: options.mpesa.clone(),
+        public_url: options.public_url,
         voucher_key: write_voucher_key(&voucher_key_path(dir.path())),
     };
     let tmp = dir.path().to_path_buf();
@@ -413,7 +432,11 @@ impl Stack {
     /// timings short enough for a test.
     fn mpesa_env(&self) -> Vec<(&'static str, String)> {
         let Some(base) = &self.mpesa else {
-            return Vec::new();
+            return if self.public_url {
+                vec![("JASIYO_PUBLIC_URL", self.api.base.clone())]
+            } else {
+                Vec::new()
+            };
         };
         vec![
             ("JASIYO_MPESA_ENVIRONMENT", base.clone()),
@@ -1244,7 +1267,7 @@ fn chmod(path: &Path, mode: u32) {
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
-fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")

@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::payments::stk::StartError;
+use crate::vouchers::BatchError;
+
 /// Every way an API call can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,9 +33,22 @@ pub enum ApiError {
     /// Conflicts with existing data (duplicate name, plan in use, ...).
     #[error("{0}")]
     Conflict(String),
+    /// The body is larger than the endpoint takes.
+    #[error("{0}")]
+    TooLarge(String),
     /// Wrong Content-Type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The phone already has an M-Pesa prompt waiting for the customer.
+    #[error("{0}")]
+    PhoneBusy(String),
+    /// Too many requests from this address or for this phone; try again after this many
+    /// seconds.
+    #[error("too many requests; try again in {retry_after} seconds")]
+    RateLimited {
+        /// Seconds, for `Retry-After`.
+        retry_after: u64,
+    },
     /// An upstream service (M-Pesa) refused or failed.
     #[error("{0}")]
     BadGateway(String),
@@ -55,8 +71,9 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: unauthorized, bad_request, malformed_json,
-    /// validation_failed, not_found, conflict, unsupported_media_type, method_not_allowed,
-    /// upstream_error, not_configured, internal_error.
+    /// validation_failed, not_found, conflict, phone_busy, rate_limited, payload_too_large,
+    /// unsupported_media_type, method_not_allowed, upstream_error, not_configured,
+    /// internal_error.
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -81,9 +98,12 @@ impl IntoResponse for ApiError {
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::PhoneBusy(_) => (StatusCode::CONFLICT, "phone_busy"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             Self::Unexpected(e) => {
@@ -97,6 +117,12 @@ impl IntoResponse for ApiError {
             }
         };
         let mut resp = error_response(status, code, self.to_string());
+        if let Self::RateLimited { retry_after } = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -116,6 +142,9 @@ impl From<JsonRejection> for ApiError {
                 message: e.body_text(),
             },
             JsonRejection::MissingJsonContentType(e) => Self::UnsupportedMediaType(e.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::TooLarge(other.body_text())
+            }
             other => Self::BadRequest {
                 code: "bad_request",
                 message: other.body_text(),
@@ -168,6 +197,22 @@ impl From<sqlx::Error> for ApiError {
             }
         }
         Self::Unexpected(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Invalid(why) => Self::Validation(why),
+            e @ StartError::PhoneBusy(_) => Self::PhoneBusy(e.to_string()),
+            StartError::Daraja(e) if e.is_subscriber_locked() => Self::PhoneBusy(format!(
+                "M-Pesa is still busy with an earlier prompt to this phone: {e}"
+            )),
+            e @ StartError::Daraja(_) => Self::BadGateway(e.to_string()),
+            StartError::Voucher(BatchError::Invalid(why)) => Self::Validation(why),
+            StartError::Voucher(BatchError::Db(e)) | StartError::Db(e) => e.into(),
+            StartError::Voucher(e) => Self::Unexpected(anyhow::Error::new(e)),
+        }
     }
 }
 

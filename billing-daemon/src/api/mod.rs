@@ -29,7 +29,9 @@ use std::sync::Arc;
 
 use crate::accounting::consumer::JournalStats;
 use crate::config::RadiusSettings;
+use crate::hotspot_page::PageSettings;
 use crate::payments::Mpesa;
+use crate::portal::Portal;
 use crate::publisher::SnapshotHandle;
 use crate::vouchers::VoucherConfig;
 use error::{ApiError, error_response};
@@ -49,6 +51,10 @@ pub struct AppState {
     pub mpesa: Option<Mpesa>,
     /// The voucher key and what is printed on vouchers (None: voucher endpoints answer 503).
     pub vouchers: Option<VoucherConfig>,
+    /// What the hotspot login page bakes in (public URL, ISP name).
+    pub hotspot_page: PageSettings,
+    /// The public portal's rate limits and snapshot reader.
+    pub portal: Arc<Portal>,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +72,10 @@ pub struct AppState {
         payments::recover, payments::recovery, payments::recoveries,
         vouchers::create, vouchers::list, vouchers::get, vouchers::revoke, vouchers::print_html,
         vouchers::print_pdf, vouchers::codes_csv, vouchers::vouchers, vouchers::sales,
+        crate::hotspot_page::login_page,
+        routers::get_packages, routers::put_packages,
+        crate::portal::handlers::packages, crate::portal::handlers::purchase,
+        crate::portal::handlers::poll,
     ),
     modifiers(&BearerAuth),
 )]
@@ -143,6 +153,10 @@ pub fn app(state: AppState) -> axum::Router {
             get(routers::routeros_script),
         )
         .route(
+            "/routers/{id}/packages",
+            get(routers::get_packages).put(routers::put_packages),
+        )
+        .route(
             "/subscribers",
             post(subscribers::create).get(subscribers::list),
         )
@@ -210,14 +224,31 @@ pub fn app(state: AppState) -> axum::Router {
             "/ts/{token}/timeout",
             post(crate::payments::recovery::timeout),
         );
+    // The hotspot login page: no token (RouterOS fetches it, see routers::render_script).
+    let page = axum::Router::new().route(
+        "/routers/{router_id}/login.html",
+        get(crate::hotspot_page::login_page),
+    );
     axum::Router::new()
         .nest("/api/v1", api)
         .nest("/pay/cb", callbacks)
+        // The hotspot login page's API: no bearer token, CORS open (see crate::portal);
+        // and the page itself (no CORS needed).
+        .nest("/portal/v1", crate::portal::routes().merge(page))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        // Spans name the route, not the URI: paths carry secrets (callback and poll tokens).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("<no route>", axum::extract::MatchedPath::as_str);
+    tracing::debug_span!("request", method = %req.method(), route)
 }
 
 async fn openapi_json() -> Response {
@@ -244,7 +275,7 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
-async fn method_not_allowed() -> Response {
+pub(crate) async fn method_not_allowed() -> Response {
     error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

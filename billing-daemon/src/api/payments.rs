@@ -17,7 +17,7 @@ use super::{AppState, limit, subscriber_id};
 use crate::payments::Mpesa;
 use crate::payments::ledger::{self, Channel, Recorded};
 use crate::payments::recovery::{self, RecoverError};
-use crate::payments::stk::{self, Purchase, StartError};
+use crate::payments::stk::{self, Purchase};
 
 fn mpesa(st: &AppState) -> Result<&Mpesa, ApiError> {
     st.mpesa.as_ref().ok_or_else(|| {
@@ -25,16 +25,21 @@ fn mpesa(st: &AppState) -> Result<&Mpesa, ApiError> {
     })
 }
 
-/// `POST /payments/stk`.
+/// `POST /payments/stk`: a subscriber's renewal (`username`, optionally `plan_id`), or a
+/// voucher for a customer without an account (`package_id`, no `username`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StkIn {
-    /// Who pays.
-    pub username: String,
+    /// Who pays (absent: a voucher purchase, with `package_id`).
+    pub username: Option<String>,
     /// The phone to prompt: 07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX.
     pub phone: String,
     /// The plan to buy (default: the subscriber's plan).
     pub plan_id: Option<i64>,
+    /// A voucher of this package (a plan serving hotspot logins), without `username`: the
+    /// reply carries the `purchase` token to learn the code with, once paid, at
+    /// `GET /portal/v1/purchases/{purchase}`.
+    pub package_id: Option<i64>,
 }
 
 /// An STK Push and where it stands.
@@ -68,11 +73,16 @@ pub struct IntentOut {
     pub query_attempts: i32,
     /// The payment that paid it.
     pub payment_id: Option<i64>,
+    /// subscriber (a renewal) or voucher (a voucher purchase).
+    pub purpose: String,
+    /// The poll token of a voucher purchase (only in the reply that started it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<String>,
 }
 
 const INTENT_SQL: &str = "SELECT i.id, i.created_at, i.subscriber_id, s.username, i.plan_id, i.phone, \
     i.amount_kes, i.account_reference, i.status, i.checkout_request_id, i.result_code, \
-    i.result_desc, i.query_attempts, p.id AS payment_id \
+    i.result_desc, i.query_attempts, p.id AS payment_id, i.purpose \
     FROM payment_intents i JOIN subscribers s ON s.id = i.subscriber_id \
     LEFT JOIN payments p ON p.intent_id = i.id WHERE true";
 
@@ -92,6 +102,8 @@ fn intent_from_row(r: &PgRow) -> Result<IntentOut, sqlx::Error> {
         result_desc: r.try_get("result_desc")?,
         query_attempts: r.try_get("query_attempts")?,
         payment_id: r.try_get("payment_id")?,
+        purpose: r.try_get("purpose")?,
+        purchase: None,
     })
 }
 
@@ -117,12 +129,40 @@ pub async fn start_stk(
     ApiJson(body): ApiJson<StkIn>,
 ) -> Result<Response, ApiError> {
     let m = mpesa(&st)?;
+    let Some(username) = body.username else {
+        let (Some(package_id), None) = (body.package_id, body.plan_id) else {
+            return Err(ApiError::Validation(
+                "give username (and optionally plan_id), or package_id for a voucher".into(),
+            ));
+        };
+        let key = &st
+            .vouchers
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("vouchers are not configured".into()))?
+            .key;
+        let purchase = stk::VoucherPurchase {
+            plan_id: package_id,
+            phone: body.phone,
+            router_id: None,
+            client_ip: None,
+            mac: None,
+        };
+        let started = stk::start_voucher(&st.pool, m, key, &purchase).await?;
+        let mut out = fetch_intent(&st.pool, started.intent_id).await?;
+        out.purchase = Some(started.poll_token);
+        return Ok((StatusCode::ACCEPTED, ApiJson(out)).into_response());
+    };
+    if body.package_id.is_some() {
+        return Err(ApiError::Validation(
+            "package_id is for a voucher purchase, without username".into(),
+        ));
+    }
     let row =
         sqlx::query("SELECT s.id, s.username, s.plan_id FROM subscribers s WHERE s.username = $1")
-            .bind(&body.username)
+            .bind(&username)
             .fetch_optional(&st.pool)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no subscriber {:?}", body.username)))?;
+            .ok_or_else(|| ApiError::NotFound(format!("no subscriber {username:?}")))?;
     let plan_id = body.plan_id.unwrap_or(row.try_get("plan_id")?);
     let price: i64 = sqlx::query_scalar("SELECT price_kes FROM plans WHERE id = $1")
         .bind(plan_id)
@@ -136,18 +176,7 @@ pub async fn start_stk(
         amount_kes: price,
         phone: body.phone,
     };
-    let id = match stk::start(&st.pool, m, &purchase).await {
-        Ok(id) => id,
-        Err(StartError::Invalid(why)) => return Err(ApiError::Validation(why)),
-        Err(e @ StartError::PhoneBusy(_)) => return Err(ApiError::Conflict(e.to_string())),
-        Err(StartError::Daraja(e)) if e.is_subscriber_locked() => {
-            return Err(ApiError::Conflict(format!(
-                "M-Pesa is still busy with an earlier prompt to this phone: {e}"
-            )));
-        }
-        Err(e @ StartError::Daraja(_)) => return Err(ApiError::BadGateway(e.to_string())),
-        Err(StartError::Db(e)) => return Err(e.into()),
-    };
+    let id = stk::start(&st.pool, m, &purchase).await?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(fetch_intent(&st.pool, id).await?),

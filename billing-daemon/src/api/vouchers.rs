@@ -427,14 +427,14 @@ pub struct SalesDay {
     pub activated: i64,
     /// Their value, KES (the batches' prices).
     pub activated_kes: i64,
-    /// Vouchers bought on the hotspot login page that day.
+    /// Vouchers bought on the hotspot login page and paid that day.
     pub portal_sold: i64,
     /// Their value, KES.
     pub portal_kes: i64,
 }
 
 /// Voucher sales per day and package: first uses (a printed voucher is money once a
-/// customer uses it) and portal purchases.
+/// customer uses it) and portal purchases (once paid).
 #[utoipa::path(get, path = "/api/v1/vouchers/sales", tag = "vouchers", params(SalesQuery),
     responses((status = 200, body = [SalesDay]), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -460,11 +460,11 @@ pub async fn sales(
             WHERE s.activated_at >= $1::date AND s.activated_at < $2::date + 1 \
             GROUP BY 1, 2), \
          q AS ( \
-           SELECT (b.created_at AT TIME ZONE 'UTC')::date AS day, b.plan_id, \
+           SELECT (b.paid_at AT TIME ZONE 'UTC')::date AS day, b.plan_id, \
                   sum(b.count)::bigint AS n, \
                   sum(b.count * COALESCE(b.price_kes, p.price_kes))::bigint AS kes \
              FROM voucher_batches b JOIN plans p ON p.id = b.plan_id \
-            WHERE b.origin = 'portal' AND b.created_at >= $1::date AND b.created_at < $2::date + 1 \
+            WHERE b.origin = 'portal' AND b.paid_at >= $1::date AND b.paid_at < $2::date + 1 \
             GROUP BY 1, 2) \
          SELECT COALESCE(a.day, q.day) AS day, p.id AS plan_id, p.name AS plan_name, \
                 COALESCE(a.n, 0) AS activated, COALESCE(a.kes, 0) AS activated_kes, \

@@ -5,7 +5,10 @@
 //! an STK intent, is credited once), so two deliveries racing each other cannot both
 //! credit: the loser's INSERT finds the winner's row. What the money does is
 //! [`apply_amount`]: a payment that covers the plan's price (with what the wallet holds)
-//! renews it and the rest stays in the wallet; a smaller one waits in the wallet.
+//! renews it and the rest stays in the wallet; a smaller one waits in the wallet. A voucher
+//! bought on the hotspot login page (a portal batch not paid yet) is the payer of its own
+//! purchase: covering its price makes it usable (active, as an unused voucher, its batch
+//! paid) instead of extending it.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
@@ -131,6 +134,9 @@ struct Payer {
     duration_seconds: i64,
     data_cap_bytes: Option<i64>,
     time_allowance_seconds: Option<i64>,
+    /// A voucher bought on the login page and not paid yet: its batch, and the expiry it
+    /// gets once paid (unused: the batch's end date, or never).
+    unpaid_voucher: Option<(i64, DateTime<Utc>)>,
 }
 
 /// Locks the subscriber (so concurrent payments for one customer apply in turn) and reads
@@ -142,16 +148,25 @@ async fn lock_payer(
 ) -> Result<Option<Payer>, sqlx::Error> {
     let Some(r) = sqlx::query(
         "SELECT s.expires_at, s.wallet_balance_kes, p.id AS plan_id, p.price_kes, \
-                p.duration_seconds, p.data_cap_bytes, p.time_allowance_seconds \
+                p.duration_seconds, p.data_cap_bytes, p.time_allowance_seconds, \
+                CASE WHEN b.origin = 'portal' AND b.paid_at IS NULL AND b.revoked_at IS NULL \
+                     THEN b.id END AS unpaid_batch, \
+                COALESCE(b.valid_until, $3::timestamptz) AS unused_expiry \
            FROM subscribers s LEFT JOIN plans p ON p.id = COALESCE($2, s.plan_id) \
+           LEFT JOIN voucher_batches b ON b.id = s.voucher_batch_id \
           WHERE s.id = $1 FOR NO KEY UPDATE OF s",
     )
     .bind(subscriber_id)
     .bind(plan_id)
+    .bind(crate::vouchers::NEVER)
     .fetch_optional(&mut *conn)
     .await?
     else {
         return Ok(None);
+    };
+    let unpaid_voucher = match r.try_get::<Option<i64>, _>("unpaid_batch")? {
+        Some(batch) => Some((batch, r.try_get("unused_expiry")?)),
+        None => None,
     };
     // plans.id is a foreign key of both: a missing plan is a broken database, not a
     // payment to keep unmatched.
@@ -167,6 +182,7 @@ async fn lock_payer(
         duration_seconds: r.try_get("duration_seconds")?,
         data_cap_bytes: r.try_get("data_cap_bytes")?,
         time_allowance_seconds: r.try_get("time_allowance_seconds")?,
+        unpaid_voucher,
     }))
 }
 
@@ -180,9 +196,12 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
     // once, complete; if it turns out to be a duplicate, none of it is applied.
     let application = payer.as_ref().map(|s| {
         let app = apply_amount(s.price, p.amount_kes, s.wallet);
-        let expiry = app
-            .renew
-            .then(|| renewed_expiry(Utc::now(), s.expires_at, s.duration_seconds));
+        // An unpaid voucher is not renewed but made usable, as unused: its validity starts
+        // at its first login.
+        let expiry = app.renew.then(|| match s.unpaid_voucher {
+            Some((_, unused_expiry)) => unused_expiry,
+            None => renewed_expiry(Utc::now(), s.expires_at, s.duration_seconds),
+        });
         (app, expiry)
     });
     let applied = match application {
@@ -228,8 +247,24 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
             applied,
         });
     };
-    match expiry {
-        Some(expiry) => {
+    match (expiry, s.unpaid_voucher) {
+        (Some(expiry), Some((batch, _))) => {
+            sqlx::query(
+                "UPDATE subscribers SET status = 'active', expires_at = $2, \
+                        wallet_balance_kes = wallet_balance_kes + $3 \
+                  WHERE id = $1",
+            )
+            .bind(s.id)
+            .bind(expiry)
+            .bind(app.wallet_delta)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE voucher_batches SET paid_at = now() WHERE id = $1")
+                .bind(batch)
+                .execute(&mut *conn)
+                .await?;
+        }
+        (Some(expiry), None) => {
             sqlx::query(
                 "UPDATE subscribers SET plan_id = $2, expires_at = $3, data_remaining_bytes = $4, \
                         time_remaining_seconds = $5, wallet_balance_kes = wallet_balance_kes + $6 \
@@ -244,7 +279,7 @@ pub async fn record(conn: &mut PgConnection, p: &NewPayment<'_>) -> Result<Recor
             .execute(&mut *conn)
             .await?;
         }
-        None => {
+        (None, _) => {
             sqlx::query(
                 "UPDATE subscribers SET wallet_balance_kes = wallet_balance_kes + $2 WHERE id = $1",
             )

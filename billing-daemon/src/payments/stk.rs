@@ -4,11 +4,17 @@
 //! sent, so a callback can never arrive for an intent we do not know; its CallBackURL holds a
 //! random token that only this intent has.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
+use jasiyo_snapshot::voucher::VoucherKey;
+use sqlx::types::ipnetwork::IpNetwork;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::ledger::{self, Channel, Recorded};
 use super::{Mpesa, callbacks};
+use crate::domain::Mac;
+use crate::vouchers::{self, BatchError, NewBatch, Origin};
 
 /// Why a push could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +28,9 @@ pub enum StartError {
     /// Daraja refused or failed (the intent is marked failed).
     #[error("M-Pesa refused the request: {0}")]
     Daraja(daraja::Error),
+    /// The voucher could not be made (package not for hotspot, key...).
+    #[error(transparent)]
+    Voucher(#[from] BatchError),
     /// Database.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -53,53 +62,227 @@ fn account_reference(username: &str, intent_id: i64) -> daraja::AccountReference
 
 /// Writes the intent, sends the push and records Daraja's ids. Returns the intent id.
 pub async fn start(pool: &PgPool, mpesa: &Mpesa, p: &Purchase) -> Result<i64, StartError> {
+    let (phone, amount) = check(&p.phone, p.amount_kes)?;
+    let token = callbacks::new_token();
+    let mut tx = pool.begin().await?;
+    let (intent_id, reference) = insert_intent(
+        &mut tx,
+        &IntentRow {
+            subscriber_id: p.subscriber_id,
+            username: &p.username,
+            plan_id: p.plan_id,
+            amount_kes: p.amount_kes,
+            phone: &phone,
+            callback_token: &token,
+            voucher: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    push(pool, mpesa, intent_id, phone, amount, reference, &token).await?;
+    Ok(intent_id)
+}
+
+/// A voucher to buy with an STK Push: on the hotspot login page, or for a customer at the
+/// counter.
+#[derive(Clone, Debug)]
+pub struct VoucherPurchase {
+    /// The package (a plan serving hotspot logins).
+    pub plan_id: i64,
+    /// The phone, as typed.
+    pub phone: String,
+    /// The router whose login page sold it.
+    pub router_id: Option<i64>,
+    /// The buyer's address, as believed.
+    pub client_ip: Option<IpAddr>,
+    /// The buyer's device, as the router gave it.
+    pub mac: Option<Mac>,
+}
+
+/// A voucher purchase under way.
+#[derive(Clone, Debug)]
+pub struct VoucherStarted {
+    /// The intent.
+    pub intent_id: i64,
+    /// The secret the buyer polls with, and the only way to the code.
+    pub poll_token: String,
+    /// The phone prompted (2547XXXXXXXX).
+    pub phone: String,
+    /// The price asked.
+    pub amount_kes: i64,
+}
+
+/// A poll token: 32 random bytes, base64url without padding (43 characters).
+pub fn new_poll_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut token = [0u8; 32];
+    rand::rng().fill_bytes(&mut token);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+}
+
+/// Buys a voucher: in one transaction, a portal batch of one voucher, not usable until paid
+/// (`vouchers::create_batch`), and the intent whose payer is that voucher; then the push.
+/// The ledger makes the voucher usable when the payment comes. Nothing is written if the
+/// phone already has a push waiting or the package cannot be sold.
+pub async fn start_voucher(
+    pool: &PgPool,
+    mpesa: &Mpesa,
+    key: &VoucherKey,
+    p: &VoucherPurchase,
+) -> Result<VoucherStarted, StartError> {
     let phone: daraja::Msisdn = p
         .phone
         .parse()
         .map_err(|e: daraja::ValidationError| StartError::Invalid(e.0))?;
-    let amount = u32::try_from(p.amount_kes)
+    let mut tx = pool.begin().await?;
+    let (batch_id, _) = vouchers::create_batch(
+        &mut tx,
+        key,
+        NewBatch {
+            plan_id: p.plan_id,
+            count: 1,
+            prefix: String::new(),
+            code_length: PORTAL_CODE_LENGTH,
+            valid_until: None,
+            note: Some(match (p.router_id, p.mac) {
+                (Some(r), Some(mac)) => format!("bought on router {r}'s page by device {mac}"),
+                (Some(r), None) => format!("bought on router {r}'s page"),
+                (None, _) => "bought through the API".to_owned(),
+            }),
+            origin: Origin::Portal,
+        },
+    )
+    .await?;
+    let voucher = sqlx::query(
+        "SELECT s.id, s.username, b.price_kes FROM subscribers s \
+           JOIN voucher_batches b ON b.id = s.voucher_batch_id WHERE b.id = $1",
+    )
+    .bind(batch_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let amount_kes: i64 = voucher.try_get("price_kes")?;
+    let (phone, amount) = check(phone.as_str(), amount_kes)?;
+    let token = callbacks::new_token();
+    let poll_token = new_poll_token();
+    let username: String = voucher.try_get("username")?;
+    let (intent_id, reference) = insert_intent(
+        &mut tx,
+        &IntentRow {
+            subscriber_id: voucher.try_get("id")?,
+            username: &username,
+            plan_id: p.plan_id,
+            amount_kes,
+            phone: &phone,
+            callback_token: &token,
+            voucher: Some((p.router_id, p.client_ip, &poll_token)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let phone_text = phone.as_str().to_owned();
+    push(pool, mpesa, intent_id, phone, amount, reference, &token).await?;
+    Ok(VoucherStarted {
+        intent_id,
+        poll_token,
+        phone: phone_text,
+        amount_kes,
+    })
+}
+
+/// Symbols of a code bought on the login page (the customer never types it; the page
+/// logs in with it, and it is long enough to type from the screen if that fails).
+const PORTAL_CODE_LENGTH: usize = 10;
+
+/// The phone, normalised, and the price as M-Pesa takes it.
+fn check(phone: &str, amount_kes: i64) -> Result<(daraja::Msisdn, u32), StartError> {
+    let phone: daraja::Msisdn = phone
+        .parse()
+        .map_err(|e: daraja::ValidationError| StartError::Invalid(e.0))?;
+    let amount = u32::try_from(amount_kes)
         .ok()
         .filter(|a| *a >= 1)
         .ok_or_else(|| {
             StartError::Invalid(format!(
-                "the price {} KES cannot be paid by M-Pesa (whole shillings, at least 1)",
-                p.amount_kes
+                "the price {amount_kes} KES cannot be paid by M-Pesa (whole shillings, at least 1)"
             ))
         })?;
-    let token = callbacks::new_token();
+    Ok((phone, amount))
+}
+
+/// An intent to write.
+struct IntentRow<'a> {
+    subscriber_id: i64,
+    username: &'a str,
+    plan_id: i64,
+    amount_kes: i64,
+    phone: &'a daraja::Msisdn,
+    callback_token: &'a str,
+    /// A voucher purchase: the router, the buyer's address, the poll token.
+    voucher: Option<(Option<i64>, Option<IpAddr>, &'a str)>,
+}
+
+/// Writes a pending intent (taking the phone's one pending slot) and its AccountReference,
+/// in the caller's transaction.
+async fn insert_intent(
+    conn: &mut PgConnection,
+    i: &IntentRow<'_>,
+) -> Result<(i64, daraja::AccountReference), StartError> {
+    let (router_id, client_ip, poll_token) = match i.voucher {
+        Some((router, ip, token)) => (router, ip.map(IpNetwork::from), Some(token)),
+        None => (None, None, None),
+    };
     let intent_id: i64 = match sqlx::query_scalar(
         "INSERT INTO payment_intents (subscriber_id, plan_id, phone, amount_kes, account_reference, \
-                                      callback_token) \
-         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+                                      callback_token, purpose, router_id, client_ip, poll_token) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9) RETURNING id",
     )
-    .bind(p.subscriber_id)
-    .bind(p.plan_id)
-    .bind(phone.as_str())
-    .bind(p.amount_kes)
-    .bind(&token)
-    .fetch_one(pool)
+    .bind(i.subscriber_id)
+    .bind(i.plan_id)
+    .bind(i.phone.as_str())
+    .bind(i.amount_kes)
+    .bind(i.callback_token)
+    .bind(if i.voucher.is_some() { "voucher" } else { "subscriber" })
+    .bind(router_id)
+    .bind(client_ip)
+    .bind(poll_token)
+    .fetch_one(&mut *conn)
     .await
     {
         Ok(id) => id,
         Err(sqlx::Error::Database(e))
             if e.constraint() == Some("payment_intents_one_pending_per_phone_idx") =>
         {
-            return Err(StartError::PhoneBusy(phone.as_str().to_owned()));
+            return Err(StartError::PhoneBusy(i.phone.as_str().to_owned()));
         }
         Err(e) => return Err(e.into()),
     };
-    let reference = account_reference(&p.username, intent_id);
+    let reference = account_reference(i.username, intent_id);
     sqlx::query("UPDATE payment_intents SET account_reference = $2 WHERE id = $1")
         .bind(intent_id)
         .bind(reference.as_str())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
+    Ok((intent_id, reference))
+}
+
+/// Sends the push of a committed intent and records Daraja's ids; a refusal marks the
+/// intent failed.
+async fn push(
+    pool: &PgPool,
+    mpesa: &Mpesa,
+    intent_id: i64,
+    phone: daraja::Msisdn,
+    amount: u32,
+    reference: daraja::AccountReference,
+    token: &str,
+) -> Result<(), StartError> {
     let request = daraja::StkPushRequest {
         phone,
         amount_kes: amount,
         account_reference: reference,
         description: daraja::TransactionDesc::new("Internet").expect("a short description"),
-        callback_url: mpesa.stk_callback_url(&token),
+        callback_url: mpesa.stk_callback_url(token),
     };
     match mpesa.client.stk_push(&request).await {
         Ok(accepted) => {
@@ -123,10 +306,10 @@ pub async fn start(pool: &PgPool, mpesa: &Mpesa, p: &Purchase) -> Result<i64, St
             tracing::info!(
                 intent = intent_id,
                 checkout_request_id = %accepted.checkout_request_id,
-                amount_kes = p.amount_kes,
+                amount_kes = amount,
                 "STK push accepted"
             );
-            Ok(intent_id)
+            Ok(())
         }
         Err(e) => {
             tracing::warn!(intent = intent_id, error = %e, "STK push refused");

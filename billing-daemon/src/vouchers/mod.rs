@@ -33,11 +33,14 @@ pub const NEVER: &str = "9999-12-31T00:00:00Z";
 pub const MAX_BATCH: i64 = 100_000;
 
 /// A voucher's state, as SQL over `subscribers s` joined with `voucher_batches b`. Revoked
-/// first (the batch, or the voucher suspended on its own); then unused (never logged in,
+/// first (the batch); unpaid (bought on the login page, the payment not in yet: suspended
+/// until it is); revoked (the voucher suspended on its own); then unused (never logged in,
 /// still valid); exhausted (an allowance used up) before expired, so a voucher used up keeps
 /// saying so after its validity ends.
 pub const STATE_SQL: &str = "CASE \
-    WHEN b.revoked_at IS NOT NULL OR s.status = 'suspended' THEN 'revoked' \
+    WHEN b.revoked_at IS NOT NULL THEN 'revoked' \
+    WHEN b.origin = 'portal' AND b.paid_at IS NULL THEN 'unpaid' \
+    WHEN s.status = 'suspended' THEN 'revoked' \
     WHEN s.activated_at IS NULL AND s.expires_at > now() THEN 'unused' \
     WHEN s.activated_at IS NOT NULL \
          AND (s.data_remaining_bytes = 0 OR s.time_remaining_seconds = 0) THEN 'exhausted' \
@@ -48,6 +51,8 @@ pub const STATE_SQL: &str = "CASE \
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VoucherState {
+    /// Bought on the hotspot login page, its payment not in yet: not usable.
+    Unpaid,
     /// Never used, still valid.
     Unused,
     /// In use: activated, allowances and validity left.
@@ -62,7 +67,8 @@ pub enum VoucherState {
 
 impl VoucherState {
     /// Every state.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
+        Self::Unpaid,
         Self::Unused,
         Self::Active,
         Self::Exhausted,
@@ -73,6 +79,7 @@ impl VoucherState {
     /// As in [`STATE_SQL`].
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Unpaid => "unpaid",
             Self::Unused => "unused",
             Self::Active => "active",
             Self::Exhausted => "exhausted",
@@ -98,7 +105,8 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn as_str(self) -> &'static str {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Printed => "printed",
             Self::Portal => "portal",
@@ -199,7 +207,7 @@ pub struct Batch {
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
     /// Vouchers per state (every state present, 0 included).
-    #[schema(value_type = Object, example = json!({"unused": 98, "active": 2, "exhausted": 0, "expired": 0, "revoked": 0}))]
+    #[schema(value_type = Object, example = json!({"unpaid": 0, "unused": 98, "active": 2, "exhausted": 0, "expired": 0, "revoked": 0}))]
     pub states: BTreeMap<VoucherState, i64>,
 }
 
@@ -266,7 +274,8 @@ const DRAW_ROUNDS: usize = 20;
 /// codes are fresh draws from the OS CSPRNG, unique across the system (a code whose lookup
 /// name is already a username, in this batch or any other, is drawn again), each stored as
 /// its lookup name and sealed code. Returns the batch id and the codes in voucher order.
-/// The plan must exist and serve hotspot logins.
+/// The plan must exist and serve hotspot logins. A portal batch's vouchers are made
+/// suspended: not usable until their payment comes (see `payments::ledger`).
 pub async fn create_batch(
     conn: &mut PgConnection,
     key: &VoucherKey,
@@ -342,7 +351,7 @@ pub async fn create_batch(
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO subscribers (username, password, plan_id, status, expires_at, \
                data_remaining_bytes, time_remaining_seconds, voucher_batch_id, voucher_code_sealed) \
-             SELECT t.u, '', $3, 'active', $4, $5, $6, $7, t.sealed \
+             SELECT t.u, '', $3, $8, $4, $5, $6, $7, t.sealed \
                FROM UNNEST($1::text[], $2::bytea[]) WITH ORDINALITY AS t(u, sealed, n) ORDER BY t.n \
              ON CONFLICT (username) DO NOTHING RETURNING username",
         )
@@ -353,6 +362,10 @@ pub async fn create_batch(
         .bind(data)
         .bind(time)
         .bind(batch_id)
+        .bind(match req.origin {
+            Origin::Printed => "active",
+            Origin::Portal => "suspended",
+        })
         .fetch_all(&mut *conn)
         .await?;
         let inserted: HashSet<String> = inserted.into_iter().collect();

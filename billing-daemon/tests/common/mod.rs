@@ -71,6 +71,14 @@ pub fn state(pool: &PgPool, mpesa: Option<billing_daemon::payments::Mpesa>) -> A
             key: voucher_key(),
             isp_name: "Mtaani Net".to_owned(),
         }),
+        hotspot_page: billing_daemon::hotspot_page::PageSettings {
+            public_url: Some("https://pay.example.co.ke".to_owned()),
+            isp_name: "Mtaani Net".to_owned(),
+        },
+        portal: std::sync::Arc::new(billing_daemon::portal::Portal::new(
+            billing_daemon::config::PortalLimits::default(),
+            None,
+        )),
     }
 }
 
