@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use billing_daemon::api::app;
 use billing_daemon::config::PortalLimits;
 use billing_daemon::payments::reconciler;
 use billing_daemon::portal::Portal;
@@ -56,14 +55,7 @@ async fn start(pool: PgPool, limits: PortalLimits) -> Harness {
         .unwrap();
     let mut state = common::state(&pool, Some(mpesa.clone()));
     state.portal = std::sync::Arc::new(Portal::new(limits, Some(snapshot_dir.path().to_owned())));
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    common::pay::serve(listener, state);
     let token = billing_daemon::token::create(&pool, "test").await.unwrap();
     Harness {
         base: format!("http://{addr}"),
@@ -168,27 +160,11 @@ impl Harness {
     }
 
     async fn scalar(&self, sql: &str) -> String {
-        sqlx::query_scalar::<_, Option<String>>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
-            .unwrap_or_default()
+        common::pay::scalar(&self.pool, sql).await
     }
 
-    /// Polls until `sql` (one text value) returns `want`.
     async fn until(&self, sql: &str, want: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.scalar(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: {got:?}, want {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        common::pay::until(&self.pool, sql, want).await;
     }
 
     /// The one voucher bought, as the portal made it: (lookup name, state as the API

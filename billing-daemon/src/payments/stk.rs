@@ -131,10 +131,6 @@ pub async fn start_voucher(
     key: &VoucherKey,
     p: &VoucherPurchase,
 ) -> Result<VoucherStarted, StartError> {
-    let phone: daraja::Msisdn = p
-        .phone
-        .parse()
-        .map_err(|e: daraja::ValidationError| StartError::Invalid(e.0))?;
     let mut tx = pool.begin().await?;
     let (batch_id, _) = vouchers::create_batch(
         &mut tx,
@@ -162,7 +158,8 @@ pub async fn start_voucher(
     .fetch_one(&mut *tx)
     .await?;
     let amount_kes: i64 = voucher.try_get("price_kes")?;
-    let (phone, amount) = check(phone.as_str(), amount_kes)?;
+    // An error from here on drops the transaction: no batch is left behind.
+    let (phone, amount) = check(&p.phone, amount_kes)?;
     let token = callbacks::new_token();
     let poll_token = new_poll_token();
     let username: String = voucher.try_get("username")?;

@@ -210,12 +210,15 @@ fn duration_text(secs: i64) -> String {
 
 fn bytes_text(bytes: i64) -> String {
     // Exact binary or decimal multiples read as whole numbers; anything else to one place.
-    for (size, unit) in [
-        (1_i64 << 30, "GB"),
-        (1_000_000_000, "GB"),
-        (1 << 20, "MB"),
-        (1_000_000, "MB"),
-    ] {
+    for (size, unit) in [(1_i64 << 30, "GB"), (1_000_000_000, "GB")] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    if bytes >= 1_000_000_000 && bytes % 100_000_000 == 0 {
+        return format!("{}.{} GB", bytes / 1_000_000_000, bytes / 100_000_000 % 10);
+    }
+    for (size, unit) in [(1_i64 << 20, "MB"), (1_000_000, "MB")] {
         if bytes >= size && bytes % size == 0 {
             return format!("{} {unit}", bytes / size);
         }
@@ -264,7 +267,11 @@ mod tests {
         );
         assert_eq!(
             describe(1800, None, Some(1_500_000_000), "bad"),
-            "1.4 GB, valid 30 minutes"
+            "1.5 GB, valid 30 minutes"
+        );
+        assert_eq!(
+            describe(60, None, Some(1_234_567_890), "1M/1M"),
+            "1.1 GB, valid 1 minute, 1 Mbit/s"
         );
     }
 

@@ -79,14 +79,7 @@ impl Pay {
         let addr = listener.local_addr().unwrap();
         let mpesa = mpesa(&fake.base_url(), &format!("http://{addr}"), more);
         let state = super::state(&pool, Some(mpesa.clone()));
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        serve(listener, state);
         for sql in [
             "INSERT INTO plans (id, name, rate_limit, price_kes, duration_seconds, service) \
              VALUES (1, 'monthly', '5M/5M', 1000, 2592000, 'both')",
@@ -137,27 +130,12 @@ impl Pay {
     }
 
     pub async fn scalar(&self, sql: &str) -> String {
-        sqlx::query_scalar::<_, Option<String>>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
-            .unwrap_or_default()
+        scalar(&self.pool, sql).await
     }
 
     /// Polls until `sql` (one text value) returns `want`.
     pub async fn until(&self, sql: &str, want: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.scalar(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: {got:?}, want {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        until(&self.pool, sql, want).await;
     }
 
     /// POSTs `body` (as JSON) to `path` of the daemon, as Safaricom would; the status.
@@ -198,6 +176,44 @@ impl Pay {
         let mut theirs: Vec<String> = self.fake.ledger().into_iter().map(|e| e.receipt).collect();
         theirs.sort();
         (ours, theirs)
+    }
+}
+
+/// Serves the daemon's HTTP application on `listener`, with peer addresses, until the test
+/// ends.
+pub fn serve(listener: tokio::net::TcpListener, state: billing_daemon::api::AppState) {
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// One text value (NULL: empty).
+pub async fn scalar(pool: &PgPool, sql: &str) -> String {
+    sqlx::query_scalar::<_, Option<String>>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Polls until `sql` (one text value) returns `want`.
+pub async fn until(pool: &PgPool, sql: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = scalar(pool, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
