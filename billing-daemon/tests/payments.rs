@@ -210,6 +210,121 @@ async fn a_query_credit_and_its_c2b_copy_at_the_same_moment_credit_once(pool: Pg
     );
 }
 
+/// A burst of callbacks at once, as the batch worker takes them together: plain successes
+/// (credited in one transaction) mixed with what it must leave to the one-by-one path —
+/// the same callback delivered twice at once, two pushes of one subscriber, an amount
+/// that is not the price, another push's CheckoutRequestID, a failure, a URL no intent
+/// has. Every one ends as it would alone.
+#[sqlx::test]
+async fn a_burst_of_callbacks_credits_each_payment_once(pool: PgPool) {
+    let pay = Pay::start(pool).await;
+    const N: i64 = 40;
+    // Subscribers 101..=140, expired, each with a pending push (URL token: i in hex, checkout
+    // c<i>); subscriber 101 has a second push (token f2, checkout c2), from another phone.
+    sqlx::query(
+        "INSERT INTO subscribers (id, username, password, plan_id, expires_at) \
+         SELECT i, 'burst' || i, 'x', 1, now() - interval '1 day' FROM generate_series(101, 100 + $1) i",
+    )
+    .bind(N)
+    .execute(&pay.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO payment_intents (subscriber_id, plan_id, phone, amount_kes, account_reference, \
+                                      callback_token, merchant_request_id, checkout_request_id) \
+         SELECT i, 1, '2547' || lpad(i::text, 8, '0'), 1000, 'burst' || i, lpad(to_hex(i), 64, '0'), \
+                'm' || i, 'c' || i FROM generate_series(101, 100 + $1) i \
+         UNION ALL \
+         SELECT 101, 1, '254799999999', 1000, 'burst101', lpad('f2', 64, '0'), 'm2', 'c2'",
+    )
+    .bind(N)
+    .execute(&pay.pool)
+    .await
+    .unwrap();
+    let token = |i: i64| format!("{i:064x}");
+    let mut posts: Vec<(String, String, u16)> = Vec::new();
+    for i in 101..=100 + N {
+        let body = match i {
+            // Paid 500 for a 1000 plan: into the wallet, no renewal.
+            102 => stk_success(&format!("c{i}"), "500", &format!("BURST{i}")),
+            // Another push's CheckoutRequestID at this URL: refused.
+            103 => stk_success("c104", "1000", &format!("BURST{i}")),
+            // Cancelled.
+            105 => r#"{"Body":{"stkCallback":{"MerchantRequestID":"m105","CheckoutRequestID":"c105","ResultCode":1032,"ResultDesc":"Request cancelled by user"}}}"#.to_owned(),
+            _ => stk_success(&format!("c{i}"), "1000", &format!("BURST{i}")),
+        };
+        posts.push((token(i), body.clone(), 200));
+        // Delivered twice at once.
+        if i % 10 == 0 {
+            posts.push((token(i), body, 200));
+        }
+    }
+    posts.push((token(0xf2), stk_success("c2", "1000", "BURSTTWO"), 200));
+    posts.push(("ab".repeat(32), stk_success("c9", "1000", "BURSTNONE"), 404));
+    let answers = futures_util::future::join_all(posts.iter().map(|(t, body, _)| {
+        let path = format!("/pay/cb/stk/{t}");
+        let pay = &pay;
+        async move { pay.post_raw(&path, body.clone()).await }
+    }))
+    .await;
+    for ((t, _, want), got) in posts.iter().zip(answers) {
+        assert_eq!(got, *want, "callback at {t}");
+    }
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payment_callbacks WHERE processed_at IS NULL")
+            .await,
+        "0"
+    );
+    // One payment per paid push: 40 pushes + the second one of 101, less the cancelled
+    // one and the refused one.
+    assert_eq!(
+        pay.scalar("SELECT count(*)::text FROM payments").await,
+        (N + 1 - 2).to_string()
+    );
+    let (ours, _) = pay.receipts().await;
+    let mut unique = ours.clone();
+    unique.dedup();
+    assert_eq!(ours, unique, "a receipt credited twice");
+    // Renewed once each (30 days from now), 101 twice (60), 102 not (wallet), 103 and 105 not.
+    let periods = |id: i64| {
+        let sql = format!(
+            "SELECT CASE WHEN expires_at < now() THEN '0' \
+                         ELSE round(extract(epoch FROM expires_at - now()) / 2592000)::text END \
+               FROM subscribers WHERE id = {id}"
+        );
+        let pay = &pay;
+        async move { pay.scalar(&sql).await }
+    };
+    assert_eq!(periods(101).await, "2");
+    for id in [102, 103, 105] {
+        assert_eq!(periods(id).await, "0", "subscriber {id}");
+    }
+    for id in (104..=100 + N).filter(|i| *i != 105) {
+        assert_eq!(periods(id).await, "1", "subscriber {id}");
+    }
+    assert_eq!(
+        pay.scalar("SELECT wallet_balance_kes::text FROM subscribers WHERE id = 102")
+            .await,
+        "500"
+    );
+    assert_eq!(
+        pay.scalar(
+            "SELECT string_agg(status, ',' ORDER BY id) FROM payment_intents \
+              WHERE subscriber_id IN (102, 103, 105)"
+        )
+        .await,
+        "paid,pending,failed"
+    );
+    // The duplicates say what they duplicate.
+    assert_eq!(
+        pay.scalar(
+            "SELECT count(*)::text FROM payment_callbacks WHERE outcome LIKE 'already credited%'"
+        )
+        .await,
+        (N / 10).to_string()
+    );
+}
+
 /// A success callback as Daraja POSTs it (items by name, Balance without a value), for alice's
 /// phone.
 fn stk_success(checkout: &str, amount: &str, receipt: &str) -> String {

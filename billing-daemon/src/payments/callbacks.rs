@@ -3,8 +3,9 @@
 //! configured token). No "mpesa" in the paths: Daraja refuses URLs that contain it.
 //!
 //! Each body is stored (committed) before anything else happens, then processed in one
-//! transaction. A body that cannot be processed now (Postgres trouble) stays unprocessed
-//! and the reconciler processes it later, so the answer to Safaricom is always quick.
+//! transaction (STK results go through the batch worker, `stk_batch`, first). A body that
+//! cannot be processed now (Postgres trouble) stays unprocessed and the reconciler
+//! processes it later, so the answer to Safaricom is always quick.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,6 +22,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::Mpesa;
 use super::ledger::{self, Channel, Recorded};
 use super::stk;
+use super::stk_batch::Answer;
 use crate::api::AppState;
 
 /// Largest callback body read (Safaricom's are well under 2 KiB).
@@ -132,18 +134,77 @@ pub(super) async fn finish(
     intent_id: Option<i64>,
     payment_id: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE payment_callbacks SET outcome = $2, intent_id = $3, payment_id = $4, \
-                processed_at = now() WHERE id = $1",
+    finish_many(
+        conn,
+        &[callback_id],
+        &[outcome],
+        &[intent_id],
+        &[payment_id],
     )
-    .bind(callback_id)
-    .bind(outcome)
-    .bind(intent_id)
-    .bind(payment_id)
-    .execute(conn)
+    .await
+}
+
+/// Stores STK callback bodies (source address, URL token, body) in one statement; their
+/// ids, in order.
+pub(super) async fn store_stk_many(
+    pool: &PgPool,
+    callbacks: &[(Option<IpAddr>, &str, &[u8])],
+) -> Result<Vec<i64>, sqlx::Error> {
+    // Ids drawn first, so each body's id is known without relying on the order of
+    // RETURNING.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('payment_callbacks', 'id')) \
+           FROM generate_series(1, $1)",
+    )
+    .bind(i32::try_from(callbacks.len()).unwrap_or(i32::MAX))
+    .fetch_all(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO payment_callbacks (id, kind, source_ip, url_token, body) \
+         SELECT t.id, 'stk', t.ip::inet, t.token, t.body \
+           FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bytea[]) AS t(id, ip, token, body)",
+    )
+    .bind(&ids)
+    .bind(
+        callbacks
+            .iter()
+            .map(|c| c.0.map(|ip| ip.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(callbacks.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(callbacks.iter().map(|c| c.2).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(ids)
+}
+
+/// Records what became of stored callbacks. `intent_ids` and `payment_ids` may be shorter
+/// than `ids` (the rest are NULL).
+pub(super) async fn finish_many<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    ids: &[i64],
+    outcomes: &[&str],
+    intent_ids: &[Option<i64>],
+    payment_ids: &[Option<i64>],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payment_callbacks c SET outcome = t.outcome, intent_id = t.intent_id, \
+                payment_id = t.payment_id, processed_at = now() \
+           FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) \
+                AS t(id, outcome, intent_id, payment_id) \
+          WHERE c.id = t.id",
+    )
+    .bind(ids)
+    .bind(outcomes)
+    .bind(intent_ids)
+    .bind(payment_ids)
+    .execute(db)
     .await?;
     Ok(())
 }
+
+/// The outcome of a callback from an address the allow-list does not contain.
+pub(super) const REFUSED_SOURCE: &str = "refused: source address not allowed";
 
 /// `POST /pay/cb/stk/{token}`.
 pub async fn stk_result(
@@ -162,26 +223,16 @@ pub async fn stk_result(
         return not_found();
     }
     let (source_ip, allowed) = source(mpesa, peer, xff.as_deref());
-    let id = match store(&st.pool, "stk", source_ip, Some(&token), &body).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "could not store an STK callback");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    if !allowed {
-        return refuse_source(&st.pool, id, "STK callback", source_ip).await;
-    }
-    match process_stk(&st.pool, id, &token, &body).await {
-        Ok(Some(outcome)) => {
-            tracing::info!(callback = id, outcome, "STK callback");
-            ack()
-        }
-        Ok(None) => not_found(),
-        Err(e) => {
-            tracing::warn!(callback = id, error = %e, "STK callback kept for later processing");
-            ack()
-        }
+    // Processed in batches with whatever else arrives meanwhile (see stk_batch).
+    match mpesa
+        .stk_batches
+        .submit(&st.pool, token, body, source_ip, allowed)
+        .await
+    {
+        Answer::Ack => ack(),
+        Answer::NoIntent => not_found(),
+        Answer::Refused => StatusCode::FORBIDDEN.into_response(),
+        Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
@@ -198,7 +249,7 @@ pub(super) async fn refuse_source(
         source = ?source_ip,
         "{what} refused: source address not allowed"
     );
-    let _ = mark_refused(pool, id, "refused: source address not allowed").await;
+    let _ = mark_refused(pool, id, REFUSED_SOURCE).await;
     StatusCode::FORBIDDEN.into_response()
 }
 

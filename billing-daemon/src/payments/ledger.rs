@@ -10,6 +10,8 @@
 //! purchase: covering its price makes it usable (active, as an unused voucher, its batch
 //! paid) instead of extending it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
@@ -146,44 +148,182 @@ async fn lock_payer(
     subscriber_id: i64,
     plan_id: Option<i64>,
 ) -> Result<Option<Payer>, sqlx::Error> {
-    let Some(r) = sqlx::query(
-        "SELECT s.expires_at, s.wallet_balance_kes, p.id AS plan_id, p.price_kes, \
+    Ok(lock_payers(conn, &[subscriber_id], &[plan_id])
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// [`lock_payer`] for several subscribers in one round trip, locked in id order. Payers
+/// that do not exist are left out.
+async fn lock_payers(
+    conn: &mut PgConnection,
+    subscriber_ids: &[i64],
+    plan_ids: &[Option<i64>],
+) -> Result<Vec<Payer>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.expires_at, s.wallet_balance_kes, p.id AS plan_id, p.price_kes, \
                 p.duration_seconds, p.data_cap_bytes, p.time_allowance_seconds, \
                 CASE WHEN b.origin = 'portal' AND b.paid_at IS NULL AND b.revoked_at IS NULL \
                      THEN b.id END AS unpaid_batch, \
                 COALESCE(b.valid_until, $3::timestamptz) AS unused_expiry \
-           FROM subscribers s LEFT JOIN plans p ON p.id = COALESCE($2, s.plan_id) \
+           FROM UNNEST($1::bigint[], $2::bigint[]) AS t(sid, pid) \
+           JOIN subscribers s ON s.id = t.sid \
+           LEFT JOIN plans p ON p.id = COALESCE(t.pid, s.plan_id) \
            LEFT JOIN voucher_batches b ON b.id = s.voucher_batch_id \
-          WHERE s.id = $1 FOR NO KEY UPDATE OF s",
+          ORDER BY s.id FOR NO KEY UPDATE OF s",
     )
-    .bind(subscriber_id)
-    .bind(plan_id)
+    .bind(subscriber_ids)
+    .bind(plan_ids)
     .bind(crate::vouchers::NEVER)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let unpaid_voucher = match r.try_get::<Option<i64>, _>("unpaid_batch")? {
-        Some(batch) => Some((batch, r.try_get("unused_expiry")?)),
-        None => None,
-    };
-    // plans.id is a foreign key of both: a missing plan is a broken database, not a
-    // payment to keep unmatched.
-    let Some(plan_id) = r.try_get::<Option<i64>, _>("plan_id")? else {
-        return Err(sqlx::Error::RowNotFound);
-    };
-    Ok(Some(Payer {
-        id: subscriber_id,
-        expires_at: r.try_get("expires_at")?,
-        wallet: r.try_get("wallet_balance_kes")?,
-        plan_id,
-        price: r.try_get("price_kes")?,
-        duration_seconds: r.try_get("duration_seconds")?,
-        data_cap_bytes: r.try_get("data_cap_bytes")?,
-        time_allowance_seconds: r.try_get("time_allowance_seconds")?,
-        unpaid_voucher,
-    }))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let unpaid_voucher = match r.try_get::<Option<i64>, _>("unpaid_batch")? {
+                Some(batch) => Some((batch, r.try_get("unused_expiry")?)),
+                None => None,
+            };
+            // plans.id is a foreign key of both: a missing plan is a broken database, not a
+            // payment to keep unmatched.
+            let Some(plan_id) = r.try_get::<Option<i64>, _>("plan_id")? else {
+                return Err(sqlx::Error::RowNotFound);
+            };
+            Ok(Payer {
+                id: r.try_get("id")?,
+                expires_at: r.try_get("expires_at")?,
+                wallet: r.try_get("wallet_balance_kes")?,
+                plan_id,
+                price: r.try_get("price_kes")?,
+                duration_seconds: r.try_get("duration_seconds")?,
+                data_cap_bytes: r.try_get("data_cap_bytes")?,
+                time_allowance_seconds: r.try_get("time_allowance_seconds")?,
+                unpaid_voucher,
+            })
+        })
+        .collect()
+}
+
+/// Several STK payments in one go, for a burst of callbacks: the rows [`record`] would
+/// write, in a handful of statements instead of a handful per payment. Only the plain case
+/// is done here: the payment covers the plan's price exactly (nothing to or from the
+/// wallet), the payer is not an unpaid voucher, and neither the receipt nor the intent is
+/// in the ledger yet. For the others the answer is None and nothing of theirs is written:
+/// the caller records them one by one with [`record`].
+///
+/// Every payment must have an intent, and no two may share a subscriber, an intent or a
+/// receipt (one subscriber's renewals build on each other, so they go one by one).
+pub async fn record_plain_renewals(
+    conn: &mut PgConnection,
+    ps: &[NewPayment<'_>],
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let subscribers: Vec<i64> = ps.iter().filter_map(|p| p.subscriber_id).collect();
+    let plans: Vec<Option<i64>> = ps
+        .iter()
+        .filter(|p| p.subscriber_id.is_some())
+        .map(|p| p.plan_id)
+        .collect();
+    let payers: HashMap<i64, Payer> = lock_payers(conn, &subscribers, &plans)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let now = Utc::now();
+    // The plain ones, with the subscriber's new expiry.
+    let plain: Vec<(&NewPayment<'_>, &Payer, DateTime<Utc>)> = ps
+        .iter()
+        .filter(|p| p.intent_id.is_some())
+        .filter_map(|p| {
+            let s = payers.get(&p.subscriber_id?)?;
+            let app = apply_amount(s.price, p.amount_kes, s.wallet);
+            (app.renew && app.wallet_delta == 0 && s.unpaid_voucher.is_none())
+                .then(|| (p, s, renewed_expiry(now, s.expires_at, s.duration_seconds)))
+        })
+        .collect();
+    let mut done = vec![None; ps.len()];
+    if plain.is_empty() {
+        return Ok(done);
+    }
+    let inserted: Vec<(i64, i64)> = sqlx::query_as(
+        "INSERT INTO payments (paid_at, channel, receipt, intent_id, subscriber_id, amount_kes, \
+                               msisdn, bill_ref, applied, note, plan_id, expires_at) \
+         SELECT t.paid_at, t.channel, t.receipt, t.intent_id, t.subscriber_id, t.amount_kes, \
+                t.msisdn, t.bill_ref, 'renewed', t.note, t.plan_id, t.expires_at \
+           FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+                       $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
+                       $11::timestamptz[]) \
+                AS t(paid_at, channel, receipt, intent_id, subscriber_id, amount_kes, msisdn, \
+                     bill_ref, note, plan_id, expires_at) \
+         ON CONFLICT DO NOTHING RETURNING intent_id, id",
+    )
+    .bind(plain.iter().map(|(p, _, _)| p.paid_at).collect::<Vec<_>>())
+    .bind(
+        plain
+            .iter()
+            .map(|(p, _, _)| p.channel.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(plain.iter().map(|(p, _, _)| p.receipt).collect::<Vec<_>>())
+    .bind(
+        plain
+            .iter()
+            .map(|(p, _, _)| p.intent_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(plain.iter().map(|(_, s, _)| s.id).collect::<Vec<_>>())
+    .bind(
+        plain
+            .iter()
+            .map(|(p, _, _)| p.amount_kes)
+            .collect::<Vec<_>>(),
+    )
+    .bind(plain.iter().map(|(p, _, _)| p.msisdn).collect::<Vec<_>>())
+    .bind(plain.iter().map(|(p, _, _)| p.bill_ref).collect::<Vec<_>>())
+    .bind(plain.iter().map(|(p, _, _)| p.note).collect::<Vec<_>>())
+    .bind(plain.iter().map(|(_, s, _)| s.plan_id).collect::<Vec<_>>())
+    .bind(plain.iter().map(|(_, _, e)| *e).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: HashMap<i64, i64> = inserted.into_iter().collect();
+    // Renew those written (a conflict means the receipt or intent was in the ledger: the
+    // caller's one-by-one path says what it is a duplicate of).
+    let renewed: Vec<&(&NewPayment<'_>, &Payer, DateTime<Utc>)> = plain
+        .iter()
+        .filter(|(p, _, _)| p.intent_id.is_some_and(|i| inserted.contains_key(&i)))
+        .collect();
+    sqlx::query(
+        "UPDATE subscribers s SET plan_id = t.plan_id, expires_at = t.expires_at, \
+                data_remaining_bytes = t.data, time_remaining_seconds = t.time \
+           FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[], $5::bigint[]) \
+                AS t(id, plan_id, expires_at, data, time) \
+          WHERE s.id = t.id",
+    )
+    .bind(renewed.iter().map(|(_, s, _)| s.id).collect::<Vec<_>>())
+    .bind(
+        renewed
+            .iter()
+            .map(|(_, s, _)| s.plan_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(renewed.iter().map(|(_, _, e)| *e).collect::<Vec<_>>())
+    .bind(
+        renewed
+            .iter()
+            .map(|(_, s, _)| s.data_cap_bytes)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        renewed
+            .iter()
+            .map(|(_, s, _)| s.time_allowance_seconds)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    for (slot, p) in done.iter_mut().zip(ps) {
+        *slot = p.intent_id.and_then(|i| inserted.get(&i).copied());
+    }
+    Ok(done)
 }
 
 /// Records a payment and applies it, unless its receipt or intent is already in the ledger.

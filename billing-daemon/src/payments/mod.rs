@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod reconciler;
 pub mod recovery;
 pub mod stk;
+pub mod stk_batch;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub struct Mpesa {
     pub client: daraja::Client,
     /// Settings.
     pub settings: Arc<MpesaSettings>,
+    /// The worker that handles STK callbacks in batches.
+    pub stk_batches: Arc<stk_batch::StkBatches>,
 }
 
 impl Mpesa {
@@ -54,6 +57,7 @@ impl Mpesa {
         Ok(Self {
             client,
             settings: Arc::new(settings),
+            stk_batches: Arc::default(),
         })
     }
 

@@ -412,6 +412,67 @@ pub async fn lock_for_callback(
     .transpose()
 }
 
+/// Locks the intents at these callback URLs, in id order; with the token of each.
+pub async fn lock_by_tokens(
+    conn: &mut PgConnection,
+    tokens: &[&str],
+) -> Result<Vec<(String, Intent)>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT callback_token, {INTENT_COLUMNS} FROM payment_intents \
+          WHERE callback_token = ANY($1) ORDER BY id FOR UPDATE"
+    ))
+    .bind(tokens)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("callback_token")?, intent_from_row(r)?)))
+    .collect()
+}
+
+/// A success callback for a pending intent, as [`mark_paid_many`] takes it.
+#[derive(Debug)]
+pub struct PaidCallback<'a> {
+    /// The intent, locked.
+    pub intent: &'a Intent,
+    /// M-Pesa's receipt.
+    pub receipt: &'a str,
+    /// Whole shillings paid.
+    pub amount_kes: i64,
+    /// When M-Pesa says it was paid.
+    pub paid_at: DateTime<Utc>,
+    /// ResultCode and ResultDesc.
+    pub result: (&'a str, &'a str),
+}
+
+/// [`mark_paid`] for a burst of success callbacks, each for its own pending intent and
+/// subscriber, in a few statements: those [`ledger::record_plain_renewals`] can do are
+/// credited and their intents marked paid. Returns each one's payment, or None for one to
+/// go through [`mark_paid`] (nothing of it was written).
+pub async fn mark_paid_many(
+    conn: &mut PgConnection,
+    paid: &[PaidCallback<'_>],
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let payments: Vec<ledger::NewPayment<'_>> = paid
+        .iter()
+        .map(|p| payment(p.intent, Some(p.receipt), p.amount_kes, p.paid_at))
+        .collect();
+    let done = ledger::record_plain_renewals(conn, &payments).await?;
+    let credited: Vec<&PaidCallback<'_>> = paid
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| d.is_some())
+        .map(|(p, _)| p)
+        .collect();
+    set_paid_many(
+        conn,
+        &credited.iter().map(|p| p.intent.id).collect::<Vec<_>>(),
+        &credited.iter().map(|p| p.result.0).collect::<Vec<_>>(),
+        &credited.iter().map(|p| p.result.1).collect::<Vec<_>>(),
+    )
+    .await?;
+    Ok(done)
+}
+
 /// The intent was paid (by callback with a receipt, or by a query without one): credit it
 /// once and mark it paid. A paid intent stays paid; a failed or expired one becomes paid
 /// (a late success is still money received).
@@ -650,14 +711,25 @@ async fn set_paid(
     intent: &Intent,
     result: (&str, &str),
 ) -> Result<(), sqlx::Error> {
+    set_paid_many(conn, &[intent.id], &[result.0], &[result.1]).await
+}
+
+/// Marks intents paid with their result codes and texts.
+async fn set_paid_many(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    codes: &[&str],
+    descs: &[&str],
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE payment_intents SET status = 'paid', result_code = $2, result_desc = $3, \
-                next_query_at = NULL, updated_at = now() \
-          WHERE id = $1",
+        "UPDATE payment_intents i SET status = 'paid', result_code = t.code, \
+                result_desc = t.descr, next_query_at = NULL, updated_at = now() \
+           FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS t(id, code, descr) \
+          WHERE i.id = t.id",
     )
-    .bind(intent.id)
-    .bind(result.0)
-    .bind(result.1)
+    .bind(ids)
+    .bind(codes)
+    .bind(descs)
     .execute(&mut *conn)
     .await?;
     Ok(())
