@@ -392,13 +392,7 @@ impl Settings {
             .or(f.public_url)
             .filter(|u| !u.is_empty())
         {
-            Some(url) => {
-                let url = url.trim_end_matches('/').to_owned();
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    bail!("JASIYO_PUBLIC_URL {url:?} must start with https:// or http://");
-                }
-                Some(url)
-            }
+            Some(url) => Some(public_url(&url)?),
             None => mpesa.as_ref().map(|m| m.public_url.clone()),
         };
         let portal_defaults = PortalLimits::default();
@@ -490,6 +484,18 @@ fn positive_count(
         bail!("{key} must be at least 1{unit}");
     }
     Ok(n)
+}
+
+/// `JASIYO_PUBLIC_URL` as both settings that read it keep it: no trailing slash, and http(s)
+/// (https in production; http for tests and a local network).
+pub(crate) fn public_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        bail!(
+            "JASIYO_PUBLIC_URL {url:?} must start with https:// (http:// for tests or a local network)"
+        );
+    }
+    Ok(url.to_owned())
 }
 
 /// A positive duration in seconds, decimals allowed (`0.2`): the environment's `key`

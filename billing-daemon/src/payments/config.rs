@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::positive_seconds;
+use crate::config::{positive_seconds, public_url};
 
 /// `[mpesa]` in the config file.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -197,12 +197,7 @@ impl MpesaSettings {
                  JASIYO_MPESA_SECURITY_CREDENTIAL, or neither (recovery by receipt off)"
             );
         }
-        let public_url = required("JASIYO_PUBLIC_URL", f.public_url)?
-            .trim_end_matches('/')
-            .to_owned();
-        if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
-            bail!("JASIYO_PUBLIC_URL {public_url:?} must start with https:// (http:// for tests)");
-        }
+        let public_url = public_url(&required("JASIYO_PUBLIC_URL", f.public_url)?)?;
         let c2b_token = required("JASIYO_MPESA_C2B_TOKEN", f.c2b_token)?;
         if c2b_token.len() < 32 || !c2b_token.chars().all(|c| c.is_ascii_alphanumeric()) {
             bail!("JASIYO_MPESA_C2B_TOKEN must be at least 32 letters and digits");
