@@ -622,11 +622,10 @@ pub async fn credit_receipt(
 ) -> Result<ReceiptCredit, sqlx::Error> {
     // An STK success credited from a query has no receipt yet; this may be the same
     // payment. Give it the receipt instead of crediting twice.
-    if let Some(sub) = p.subscriber_id {
-        ledger::lock_subscriber(conn, sub).await?;
-        if let Some(pid) = attach_to_queried_push(conn, sub, p).await? {
-            return Ok(ReceiptCredit::ReceiptOfStk(pid));
-        }
+    if let Some(sub) = p.subscriber_id
+        && let Some(pid) = attach_to_queried_push(conn, sub, p).await?
+    {
+        return Ok(ReceiptCredit::ReceiptOfStk(pid));
     }
     let recorded = ledger::record(
         conn,
@@ -679,6 +678,8 @@ async fn attach_to_queried_push(
     subscriber: i64,
     p: &ReceiptPayment<'_>,
 ) -> Result<Option<i64>, sqlx::Error> {
+    // Before looking (`ledger::lock_subscriber` says why).
+    ledger::lock_subscriber(conn, subscriber).await?;
     let candidates = sqlx::query(
         "SELECT p.id, i.phone FROM payments p JOIN payment_intents i ON i.id = p.intent_id \
           WHERE p.receipt IS NULL AND p.channel = 'stk' AND p.subscriber_id = $1 \

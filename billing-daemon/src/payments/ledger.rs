@@ -110,8 +110,9 @@ pub enum Recorded {
 /// A push known paid only from STK Query has no receipt, and its C2B copy has no intent:
 /// each side looks for the other before crediting. Under READ COMMITTED two such
 /// transactions running at once would each miss the other's uncommitted row and both
-/// credit. Taking this lock first makes the second one wait, and its next statement then
-/// sees what the first committed. (`record` locks the same row; taking it twice is free.)
+/// credit. The two searches (`stk::c2b_copy_of`, `callbacks::attach_to_queried_push`) take
+/// this lock first, so the second waits and its next statement sees what the first
+/// committed. (`record` locks the same row again later; a lock already held is kept.)
 ///
 /// NO KEY UPDATE, here and in `lock_payer`: payments wait for each other, but rows that only
 /// reference the subscriber (a new push's intent, a session) are not held up.
@@ -285,6 +286,9 @@ pub async fn record_plain_renewals(
     .fetch_all(&mut *conn)
     .await?;
     let inserted: HashMap<i64, i64> = inserted.into_iter().collect();
+    if inserted.is_empty() {
+        return Ok(done);
+    }
     // Renew those written (a conflict means the receipt or intent was in the ledger: the
     // caller's one-by-one path says what it is a duplicate of).
     let renewed: Vec<&(&NewPayment<'_>, &Payer, DateTime<Utc>)> = plain

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::callbacks::{process_c2b, process_stk, result_code_text};
-use super::{Mpesa, ledger, recovery, stk};
+use super::{Mpesa, recovery, stk};
 
 /// How often the reconciler looks for due work.
 const TICK: Duration = Duration::from_millis(500);
@@ -154,8 +154,6 @@ async fn apply_query(
     match answer {
         Ok(daraja::StkQueryOutcome::Completed(code, desc)) => {
             let text = result_code_text(&code);
-            // Before looking for the push's C2B copy (`ledger::lock_subscriber` says why).
-            ledger::lock_subscriber(&mut tx, intent.subscriber_id).await?;
             // A failure is believed only if the push's C2B copy is not in the ledger: the
             // sandbox answers 1032 for paid pushes.
             let paid = if code.is_success() {

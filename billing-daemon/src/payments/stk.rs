@@ -457,6 +457,9 @@ pub async fn mark_paid_many(
         .map(|p| payment(p.intent, Some(p.receipt), p.amount_kes, p.paid_at))
         .collect();
     let done = ledger::record_plain_renewals(conn, &payments).await?;
+    if done.iter().all(Option::is_none) {
+        return Ok(done);
+    }
     let credited: Vec<&PaidCallback<'_>> = paid
         .iter()
         .zip(&done)
@@ -487,9 +490,6 @@ pub async fn mark_paid(
     // A success known only from STK Query has no receipt; the same payment may already be
     // in the ledger from its C2B confirmation (Safaricom sends one for STK payments too).
     // Claim that one instead of crediting twice.
-    if receipt.is_none() {
-        ledger::lock_subscriber(conn, intent.subscriber_id).await?;
-    }
     if receipt.is_none()
         && let Some(payment_id) = claim_c2b_copy(conn, intent, amount_kes).await?
     {
@@ -557,6 +557,8 @@ async fn c2b_copy_of(
     intent: &Intent,
     amount_kes: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
+    // Before looking (`ledger::lock_subscriber` says why).
+    ledger::lock_subscriber(conn, intent.subscriber_id).await?;
     let candidates = sqlx::query(
         "SELECT id, msisdn FROM payments \
           WHERE intent_id IS NULL AND channel = 'c2b' AND subscriber_id = $2 \
