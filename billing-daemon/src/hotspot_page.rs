@@ -87,13 +87,7 @@ pub async fn login_page(
                 .to_owned(),
         ));
     };
-    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM routers WHERE id = $1)")
-        .bind(id)
-        .fetch_one(&st.pool)
-        .await?;
-    if !known {
-        return Err(ApiError::NotFound(format!("router {id} not found")));
-    }
+    crate::portal::handlers::router_exists(&st, id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -89,7 +89,8 @@ pub struct PackagesOut {
     pub packages: Vec<Package>,
 }
 
-async fn router_exists(st: &AppState, router_id: i64) -> Result<(), ApiError> {
+/// 404 unless router `router_id` exists (the portal's endpoints and its login page).
+pub(crate) async fn router_exists(st: &AppState, router_id: i64) -> Result<(), ApiError> {
     let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM routers WHERE id = $1)")
         .bind(router_id)
         .fetch_one(&st.pool)
